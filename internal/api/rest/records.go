@@ -1,0 +1,138 @@
+package rest
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/engine"
+	"github.com/mantlehq/mantle/internal/gateway"
+	"github.com/mantlehq/mantle/internal/schema"
+)
+
+func etag(r *schema.Record) string { return `"` + strconv.FormatInt(r.Version, 10) + `"` }
+
+func recordPath(c, id string) string {
+	return "/api/collections/" + url.PathEscape(c) + "/records/" + url.PathEscape(id)
+}
+
+func (h *handler) writeRecord(w http.ResponseWriter, status int, c *schema.Collection, rec *schema.Record) error {
+	w.Header().Set("ETag", etag(rec))
+	return writeJSON(w, status, c.AppendJSON(make([]byte, 0, 512), rec, nil, nil))
+}
+
+func (h *handler) create(w http.ResponseWriter, r *http.Request) error {
+	data, err := gateway.ReadObject(r)
+	if err != nil {
+		return err
+	}
+	res, err := h.Engine.Write(r.Context(), []engine.Op{{Kind: engine.Create, Collection: r.PathValue("c"), Data: data}})
+	if err != nil {
+		return err
+	}
+	rec := res[0].Record
+	w.Header().Set("Location", recordPath(res[0].Collection.Name, rec.ID))
+	return h.writeRecord(w, http.StatusCreated, res[0].Collection, rec)
+}
+
+func (h *handler) get(w http.ResponseWriter, r *http.Request) error {
+	coll, id := r.PathValue("c"), r.PathValue("id")
+	if at := r.URL.Query().Get("at"); at != "" {
+		seq, err := strconv.ParseInt(at, 10, 64)
+		if err != nil || seq < 1 {
+			return mantle.Errorf(mantle.Invalid, "query.invalid_at", "at must be an event sequence number, 1 or more")
+		}
+		raw, err := h.Engine.GetAt(r.Context(), coll, id, seq)
+		if err != nil {
+			return err
+		}
+		var v struct{ Version int64 }
+		json.Unmarshal(raw, &v)
+		w.Header().Set("ETag", `"`+strconv.FormatInt(v.Version, 10)+`"`)
+		return writeJSON(w, http.StatusOK, raw)
+	}
+	c, rec, err := h.Engine.Get(r.Context(), coll, id)
+	if err != nil {
+		return err
+	}
+	return h.writeRecord(w, http.StatusOK, c, rec)
+}
+
+// ifMatch reads If-Match: "3", W/"3" or 3; * or nothing means any version.
+func ifMatch(r *http.Request) (int64, error) {
+	v := strings.TrimSpace(r.Header.Get("If-Match"))
+	if v == "" || v == "*" {
+		return 0, nil
+	}
+	v = strings.Trim(strings.TrimPrefix(v, "W/"), `"`)
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		return 0, mantle.Errorf(mantle.Invalid, "request.invalid_if_match", `If-Match must be a record version in quotes, such as "3"`)
+	}
+	return n, nil
+}
+
+func (h *handler) update(w http.ResponseWriter, r *http.Request) error {
+	version, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	data, err := gateway.ReadObject(r)
+	if err != nil {
+		return err
+	}
+	res, err := h.Engine.Write(r.Context(), []engine.Op{{Kind: engine.Update, Collection: r.PathValue("c"),
+		ID: r.PathValue("id"), Data: data, IfMatch: version}})
+	if err != nil {
+		return err
+	}
+	return h.writeRecord(w, http.StatusOK, res[0].Collection, res[0].Record)
+}
+
+func (h *handler) delete(w http.ResponseWriter, r *http.Request) error {
+	version, err := ifMatch(r)
+	if err != nil {
+		return err
+	}
+	_, err = h.Engine.Write(r.Context(), []engine.Op{{Kind: engine.Delete, Collection: r.PathValue("c"),
+		ID: r.PathValue("id"), IfMatch: version}})
+	if err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
+	p, err := h.Engine.List(r.Context(), r.PathValue("c"), r.URL.Query())
+	if err != nil {
+		return err
+	}
+	b := make([]byte, 0, 256*len(p.Records)+64)
+	b = append(b, `{"items":[`...)
+	for i, rec := range p.Records {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var exp map[string]json.RawMessage
+		if p.Expanded != nil {
+			exp = p.Expanded[i]
+		}
+		b = p.Collection.AppendJSON(b, rec, p.Query.Fields, exp)
+	}
+	b = append(b, `],"nextCursor":`...)
+	if p.NextCursor == "" {
+		b = append(b, "null"...)
+	} else {
+		b = strconv.AppendQuote(b, p.NextCursor)
+	}
+	if p.Total >= 0 {
+		b = append(b, `,"total":`...)
+		b = strconv.AppendInt(b, p.Total, 10)
+	}
+	b = append(b, '}')
+	return writeJSON(w, http.StatusOK, b)
+}

@@ -1,0 +1,120 @@
+// Package app is the composition root: it opens the store, builds the
+// engine and the HTTP stack, and starts and stops them in order.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/mantlehq/mantle/internal/api/openapi"
+	"github.com/mantlehq/mantle/internal/api/rest"
+	"github.com/mantlehq/mantle/internal/config"
+	"github.com/mantlehq/mantle/internal/engine"
+	"github.com/mantlehq/mantle/internal/eventlog"
+	"github.com/mantlehq/mantle/internal/gateway"
+	"github.com/mantlehq/mantle/internal/policy"
+	"github.com/mantlehq/mantle/internal/project"
+	"github.com/mantlehq/mantle/internal/schema"
+	"github.com/mantlehq/mantle/internal/store/sqlite"
+)
+
+// App is a running Mantle node.
+type App struct {
+	Config config.Config
+	Log    *slog.Logger
+	Store  *sqlite.DB
+	Hub    *eventlog.Hub
+	Engine *engine.Engine
+}
+
+// Open opens the data directory and builds the engine. It does not load
+// the project; see ApplyProject.
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	hub := eventlog.NewHub(0, 0)
+	st, err := sqlite.Open(ctx, cfg.Data, sqlite.Options{OnCommit: hub.Publish})
+	if err != nil {
+		return nil, err
+	}
+	last, err := st.LastSeq(ctx)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	hub.Reset(last)
+	eng, err := engine.New(ctx, st, policy.Basic{})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &App{Config: cfg, Log: log, Store: st, Hub: hub, Engine: eng}, nil
+}
+
+// LoadProject reads the project files.
+func LoadProject(dir string) (*schema.Schema, error) {
+	p, err := project.Load(dir, policy.Check)
+	if err != nil {
+		return nil, err
+	}
+	return p.Schema, nil
+}
+
+// ApplyProject loads the project and applies its safe steps, reporting
+// the destructive ones it skipped.
+func (a *App) ApplyProject(ctx context.Context) error {
+	s, err := LoadProject(a.Config.Project)
+	if err != nil {
+		return err
+	}
+	ran, skipped, err := a.Engine.Apply(ctx, s, engine.SafeOnly)
+	if err != nil {
+		return err
+	}
+	if ran != nil {
+		for _, st := range ran.Steps {
+			a.Log.Info("applied", "step", st.String())
+		}
+	}
+	for _, st := range skipped {
+		a.Log.Warn("skipped destructive step; run `mantle apply --allow-destructive`", "step", st.String())
+	}
+	return nil
+}
+
+// Handler returns the HTTP stack.
+func (a *App) Handler() http.Handler {
+	api := rest.New(rest.Options{Engine: a.Engine, Hub: a.Hub, Log: a.Log,
+		AdminToken: a.Config.AdminToken, OpenAPI: openapi.Render})
+	return gateway.Wrap(api, gateway.Options{Log: a.Log, MaxBodyBytes: a.Config.MaxBodyBytes})
+}
+
+// Serve listens on ln until ctx ends, then drains: new requests stop,
+// streams are told to end, and in-flight requests finish (up to 10s).
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	base, cancelStreams := context.WithCancel(context.Background())
+	defer cancelStreams()
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return base }}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	cancelStreams()
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
+		err = e
+	}
+	return err
+}
+
+// Close closes the store after pending writes.
+func (a *App) Close() error { return a.Store.Close() }

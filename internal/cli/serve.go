@@ -1,0 +1,34 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/mantlehq/mantle/internal/app"
+	"github.com/mantlehq/mantle/internal/config"
+)
+
+func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	cfg, err := config.Load(fs, args, true)
+	if err != nil {
+		return flagErr(err)
+	}
+	log := newLogger(stderr, cfg.LogLevel)
+	a, err := app.Open(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	if err := a.ApplyProject(ctx); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Mantle is serving %s on http://%s (data in %s)\n", a.Engine.Schema().Name, ln.Addr(), cfg.Data)
+	return a.Serve(ctx, ln)
+}

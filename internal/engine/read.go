@@ -1,0 +1,202 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"net/url"
+
+	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/eventlog"
+	"github.com/mantlehq/mantle/internal/query"
+	"github.com/mantlehq/mantle/internal/schema"
+	"github.com/mantlehq/mantle/internal/store"
+)
+
+// Get returns a record the caller may view; others are not found.
+func (e *Engine) Get(ctx context.Context, coll, id string) (*schema.Collection, *schema.Record, error) {
+	c, err := e.Collection(coll)
+	if err != nil {
+		return nil, nil, err
+	}
+	caller := mantle.IdentityFrom(ctx)
+	if err := e.auth.Allow(caller, c, schema.OpView, nil, nil); mantle.ErrorCode(err) == mantle.Unauthenticated {
+		return nil, nil, err
+	}
+	if !mantle.ValidID(id) {
+		return nil, nil, notFound(c, id)
+	}
+	r, err := e.store.Get(ctx, c, id)
+	if err != nil {
+		return nil, nil, err
+	}
+	if e.auth.Allow(caller, c, schema.OpView, r, nil) != nil {
+		return nil, nil, notFound(c, id)
+	}
+	return c, r, nil
+}
+
+// GetAt returns the record as it was right after event seq: the record
+// JSON of its last event at or before seq. A record that did not exist
+// then, or had been deleted, is not found.
+func (e *Engine) GetAt(ctx context.Context, coll, id string, seq int64) (json.RawMessage, error) {
+	c, err := e.Collection(coll)
+	if err != nil {
+		return nil, err
+	}
+	caller := mantle.IdentityFrom(ctx)
+	if err := e.auth.Allow(caller, c, schema.OpView, nil, nil); err != nil {
+		if mantle.ErrorCode(err) == mantle.Unauthenticated {
+			return nil, err
+		}
+		return nil, notFound(c, id)
+	}
+	if !mantle.ValidID(id) {
+		return nil, notFound(c, id)
+	}
+	ev, err := e.store.RecordEvent(ctx, c.Name, id, seq)
+	if err != nil {
+		return nil, err
+	}
+	if ev.Type == eventlog.RecordDeleted {
+		return nil, mantle.Errorf(mantle.NotFound, "record.not_found", "record %q in %q was deleted at sequence %d", id, c.Name, ev.Seq)
+	}
+	var d eventlog.RecordData
+	if err := json.Unmarshal(ev.Data, &d); err != nil {
+		return nil, err
+	}
+	return d.Record, nil
+}
+
+// Page is one page of a list, with what is needed to render it.
+type Page struct {
+	Collection *schema.Collection
+	Query      *query.Query
+	Records    []*schema.Record
+	Expanded   []map[string]json.RawMessage // per record, when expand was asked
+	NextCursor string                       // empty on the last page
+	Total      int64                        // -1 unless counted
+}
+
+// List returns a page of the records the caller may list.
+func (e *Engine) List(ctx context.Context, coll string, params url.Values) (*Page, error) {
+	c, err := e.Collection(coll)
+	if err != nil {
+		return nil, err
+	}
+	caller := mantle.IdentityFrom(ctx)
+	allowed, err := e.auth.ListFilter(caller, c)
+	if err != nil {
+		return nil, err
+	}
+	q, err := query.Parse(c, e.state.Load().compilers[c.Name], params)
+	if err != nil {
+		return nil, err
+	}
+	q.Filter = query.Simplify(query.And{L: allowed, R: q.Filter})
+	sp, err := e.store.List(ctx, c, q)
+	if err != nil {
+		return nil, err
+	}
+	p := &Page{Collection: c, Query: q, Records: sp.Records, Total: sp.Total}
+	if sp.More && len(sp.Records) > 0 {
+		p.NextCursor = q.Cursor(sp.Records[len(sp.Records)-1])
+	}
+	if len(q.Expand) > 0 {
+		if p.Expanded, err = e.expand(ctx, caller, c, q.Expand, sp.Records); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// Expand returns, for each record, the JSON of the related records it
+// names in the given relation fields, where the caller may view them.
+func (e *Engine) Expand(ctx context.Context, c *schema.Collection, fields []string, recs []*schema.Record) ([]map[string]json.RawMessage, error) {
+	return e.expand(ctx, mantle.IdentityFrom(ctx), c, fields, recs)
+}
+
+func (e *Engine) expand(ctx context.Context, caller mantle.Identity, c *schema.Collection, fields []string, recs []*schema.Record) ([]map[string]json.RawMessage, error) {
+	out := make([]map[string]json.RawMessage, len(recs))
+	for i := range out {
+		out[i] = map[string]json.RawMessage{}
+	}
+	for _, name := range fields {
+		f := c.Field(name)
+		target, err := e.Collection(f.Collection)
+		if err != nil {
+			continue
+		}
+		var ids []string
+		seen := map[string]bool{}
+		for _, r := range recs {
+			if id, ok := r.Data[name].(string); ok && !seen[id] {
+				seen[id] = true
+				ids = append(ids, id)
+			}
+		}
+		related, err := e.store.GetMany(ctx, target, ids)
+		if err != nil {
+			return nil, err
+		}
+		for i, r := range recs {
+			id, _ := r.Data[name].(string)
+			if rel := related[id]; rel != nil && e.auth.Allow(caller, target, schema.OpView, rel, nil) == nil {
+				out[i][name] = target.MarshalRecord(rel)
+			}
+		}
+	}
+	return out, nil
+}
+
+// Events returns events after f.After that the caller may see: record
+// events of collections whose view rule admits the caller, and, for
+// administrators, every event. covered is the sequence to resume after:
+// every event up to it was examined (hidden ones skipped).
+func (e *Engine) Events(ctx context.Context, f store.EventFilter) (evs []*eventlog.Event, covered int64, err error) {
+	last, err := e.store.LastSeq(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	if f.Limit <= 0 {
+		f.Limit = 100
+	}
+	evs, err = e.store.Events(ctx, f)
+	if err != nil {
+		return nil, 0, err
+	}
+	covered = max(last, f.After)
+	if len(evs) > 0 {
+		if len(evs) == f.Limit || evs[len(evs)-1].Seq > covered {
+			covered = evs[len(evs)-1].Seq
+		}
+	}
+	caller := mantle.IdentityFrom(ctx)
+	out := evs[:0]
+	for _, ev := range evs {
+		if e.CanSee(caller, ev) {
+			out = append(out, ev)
+		}
+	}
+	return out, covered, nil
+}
+
+// CanSee reports whether the caller may see an event.
+func (e *Engine) CanSee(caller mantle.Identity, ev *eventlog.Event) bool {
+	if caller.IsAdmin() {
+		return true
+	}
+	c := e.Schema().Collection(ev.Collection)
+	if c == nil {
+		return false
+	}
+	return e.auth.Allow(caller, c, schema.OpView, nil, nil) == nil
+}
+
+// LastSeq returns the last sequence of the log.
+func (e *Engine) LastSeq(ctx context.Context) (int64, error) { return e.store.LastSeq(ctx) }
+
+// StoreEvents reads events from the log without filtering them by caller;
+// transports that tail the log apply CanSee themselves.
+func (e *Engine) StoreEvents(ctx context.Context, f store.EventFilter) ([]*eventlog.Event, error) {
+	return e.store.Events(ctx, f)
+}

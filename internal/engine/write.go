@@ -1,0 +1,281 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/eventlog"
+	"github.com/mantlehq/mantle/internal/schema"
+	"github.com/mantlehq/mantle/internal/store"
+)
+
+// Op kinds.
+const (
+	Create = "create"
+	Update = "update"
+	Delete = "delete"
+)
+
+// MaxBatchOps bounds the ops of one batch.
+const MaxBatchOps = 1000
+
+// Op is one mutation.
+type Op struct {
+	Kind       string
+	Collection string
+	ID         string                     // update, delete
+	Data       map[string]json.RawMessage // create, update
+	IfMatch    int64                      // update, delete: expected version; 0 means any
+}
+
+// Result is the outcome of one op.
+type Result struct {
+	Collection *schema.Collection
+	Record     *schema.Record // nil for delete
+	Seq        int64          // the op's event
+}
+
+type prepared struct {
+	op   Op
+	coll *schema.Collection
+	data map[string]any
+}
+
+// Write runs ops atomically: all of them commit, with their events, or none
+// does. With more than one op (a batch), errors name the failing op's
+// index in their fields ("ops[1].title").
+func (e *Engine) Write(ctx context.Context, ops []Op) ([]Result, error) {
+	return e.write(ctx, ops, len(ops) > 1)
+}
+
+func (e *Engine) write(ctx context.Context, ops []Op, batch bool) ([]Result, error) {
+	if len(ops) > MaxBatchOps {
+		return nil, mantle.Errorf(mantle.Invalid, "batch.too_large", "a batch takes at most %d ops", MaxBatchOps)
+	}
+	id := mantle.IdentityFrom(ctx)
+	preps := make([]prepared, len(ops))
+	for i, op := range ops {
+		p, err := e.prepare(id, op, prefix(batch, i))
+		if err != nil {
+			return nil, atOp(err, batch, i)
+		}
+		preps[i] = p
+	}
+	results := make([]Result, len(ops))
+	err := e.store.Write(ctx, func(tx store.Tx) error {
+		for i, p := range preps {
+			r, err := e.apply(tx, id, p, prefix(batch, i))
+			if err != nil {
+				return atOp(err, batch, i)
+			}
+			results[i] = r
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+func prefix(batch bool, i int) string {
+	if !batch {
+		return ""
+	}
+	return fmt.Sprintf("ops[%d].", i)
+}
+
+// atOp names the failing op of a batch in the error's fields.
+func atOp(err error, batch bool, i int) error {
+	me := mantle.AsError(err)
+	if !batch || me == nil {
+		return err
+	}
+	c := *me
+	c.Message = fmt.Sprintf("ops[%d]: %s", i, me.Message)
+	if len(c.Fields) == 0 {
+		c.Fields = map[string]string{fmt.Sprintf("ops[%d]", i): me.Message}
+	}
+	return &c
+}
+
+// prepare resolves the collection, decodes and validates the data and
+// checks what can be checked before the transaction.
+func (e *Engine) prepare(id mantle.Identity, op Op, pfx string) (prepared, error) {
+	c, err := e.Collection(op.Collection)
+	if err != nil {
+		return prepared{}, err
+	}
+	p := prepared{op: op, coll: c}
+	switch op.Kind {
+	case Create:
+		var merr *mantle.Error
+		if p.data, merr = c.Decode(op.Data, false, pfx); merr != nil {
+			return p, merr
+		}
+		if err := e.auth.Allow(id, c, schema.OpCreate, nil, p.data); err != nil {
+			return p, err
+		}
+	case Update:
+		if !mantle.ValidID(op.ID) {
+			return p, notFound(c, op.ID)
+		}
+		var merr *mantle.Error
+		if p.data, merr = c.Decode(op.Data, true, pfx); merr != nil {
+			return p, merr
+		}
+	case Delete:
+		if !mantle.ValidID(op.ID) {
+			return p, notFound(c, op.ID)
+		}
+	default:
+		return p, mantle.Errorf(mantle.Invalid, "batch.invalid_op", "op must be create, update or delete, not %q", op.Kind)
+	}
+	return p, nil
+}
+
+func notFound(c *schema.Collection, id string) error {
+	return mantle.Errorf(mantle.NotFound, "record.not_found", "no record %q in %q", id, c.Name)
+}
+
+// apply runs one prepared op inside the transaction.
+func (e *Engine) apply(tx store.Tx, id mantle.Identity, p prepared, pfx string) (Result, error) {
+	c, now := p.coll, e.now()
+	res := Result{Collection: c}
+	ev := &eventlog.Event{Collection: c.Name, Time: now, Actor: id.ID}
+	switch p.op.Kind {
+	case Create:
+		r := &schema.Record{ID: mantle.NewID(), CreatedAt: now, UpdatedAt: now, Version: 1, Data: p.data}
+		if given, ok := p.data[schema.ColID].(string); ok {
+			r.ID = given
+			delete(p.data, schema.ColID)
+		}
+		if err := checkRelations(tx, e.Schema(), c, p.data, pfx); err != nil {
+			return res, err
+		}
+		if err := tx.Insert(c, r); err != nil {
+			return res, err
+		}
+		ev.Type, ev.Subject = eventlog.RecordCreated, r.ID
+		ev.Data = eventlog.NewRecordData(c.MarshalRecord(r), nil, nil)
+		res.Record = r
+	case Update:
+		cur, err := e.current(tx, id, c, p.op, schema.OpUpdate, p.data)
+		if err != nil {
+			return res, err
+		}
+		if err := checkRelations(tx, e.Schema(), c, p.data, pfx); err != nil {
+			return res, err
+		}
+		r := cur.Clone()
+		var changed []string
+		for _, f := range c.Fields {
+			v, ok := p.data[f.Name]
+			if !ok {
+				continue
+			}
+			if !equal(cur.Data[f.Name], v) {
+				changed = append(changed, f.Name)
+			}
+			if v == nil {
+				delete(r.Data, f.Name)
+			} else {
+				r.Data[f.Name] = v
+			}
+		}
+		r.Version++
+		r.UpdatedAt = now
+		if err := tx.Update(c, r); err != nil {
+			return res, err
+		}
+		ev.Type, ev.Subject = eventlog.RecordUpdated, r.ID
+		ev.Data = eventlog.NewRecordData(c.MarshalRecord(r), c.MarshalRecord(cur), changed)
+		res.Record = r
+	case Delete:
+		cur, err := e.current(tx, id, c, p.op, schema.OpDelete, nil)
+		if err != nil {
+			return res, err
+		}
+		if err := tx.Delete(c, cur.ID); err != nil {
+			return res, err
+		}
+		ev.Type, ev.Subject = eventlog.RecordDeleted, cur.ID
+		ev.Data = eventlog.NewRecordData(c.MarshalRecord(cur), nil, nil)
+	}
+	if err := tx.Append(ev); err != nil {
+		return res, err
+	}
+	res.Seq = ev.Seq
+	return res, nil
+}
+
+// current reads the stored record for an update or delete and checks the
+// op's rule (an anonymous caller learns to sign in), the view rule (a
+// record the caller may not view is not found) and If-Match.
+func (e *Engine) current(tx store.Tx, id mantle.Identity, c *schema.Collection, op Op, rule string, data map[string]any) (*schema.Record, error) {
+	cur, err := tx.Get(c, op.ID)
+	if err != nil {
+		return nil, err
+	}
+	ruleErr := e.auth.Allow(id, c, rule, cur, data)
+	if mantle.ErrorCode(ruleErr) == mantle.Unauthenticated {
+		return nil, ruleErr
+	}
+	if e.auth.Allow(id, c, schema.OpView, cur, nil) != nil {
+		return nil, notFound(c, op.ID)
+	}
+	if ruleErr != nil {
+		return nil, ruleErr
+	}
+	if op.IfMatch != 0 && op.IfMatch != cur.Version {
+		return nil, mantle.Errorf(mantle.FailedPrecondition, "record.version_mismatch",
+			"record %q is at version %d, not %d; read it again and retry", cur.ID, cur.Version, op.IfMatch)
+	}
+	return cur, nil
+}
+
+// checkRelations makes sure every relation names an existing record.
+func checkRelations(tx store.Tx, s *schema.Schema, c *schema.Collection, data map[string]any, pfx string) error {
+	for _, f := range c.Fields {
+		id, ok := data[f.Name].(string)
+		if !ok || f.Type != schema.Relation {
+			continue
+		}
+		target := s.Collection(f.Collection)
+		if target == nil {
+			continue
+		}
+		found, err := tx.Exists(target, id)
+		if err != nil {
+			return err
+		}
+		if !found {
+			return mantle.FieldError("record.relation_not_found",
+				fmt.Sprintf("field %q: no record %q in %q", pfx+f.Name, id, f.Collection),
+				map[string]string{pfx + f.Name: fmt.Sprintf("no record %q in %q", id, f.Collection)})
+		}
+	}
+	return nil
+}
+
+func equal(a, b any) bool {
+	if ta, ok := a.(time.Time); ok {
+		tb, ok := b.(time.Time)
+		return ok && ta.Equal(tb)
+	}
+	if ra, ok := a.(json.RawMessage); ok {
+		rb, ok := b.(json.RawMessage)
+		return ok && slices.Equal(ra, rb)
+	}
+	return a == b
+}
+
+// WriteBatch is Write for a batch: even a single op's errors name its
+// index.
+func (e *Engine) WriteBatch(ctx context.Context, ops []Op) ([]Result, error) {
+	return e.write(ctx, ops, true)
+}

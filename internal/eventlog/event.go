@@ -1,0 +1,105 @@
+// Package eventlog defines the event envelope of the log (CloudEvents 1.0
+// with an integer seq extension) and the hub that tells subscribers about
+// newly committed events.
+package eventlog
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/mantlehq/mantle/internal/schema"
+)
+
+// Event types.
+const (
+	RecordCreated = "record.created"
+	RecordUpdated = "record.updated"
+	RecordDeleted = "record.deleted"
+	SchemaApplied = "schema.applied"
+)
+
+// Event is one entry of the log. Seq is assigned by the store when the
+// event is appended; sequences start at 1 and have no gaps.
+type Event struct {
+	Seq        int64
+	Type       string
+	Collection string // empty for events that are not about a collection
+	Subject    string // the record id, if any
+	Time       time.Time
+	Actor      string          // the identity that caused it; empty when anonymous
+	Data       json.RawMessage // the CloudEvents data
+}
+
+// Source is the CloudEvents source: /collections/NAME, or /schema.
+func (e *Event) Source() string {
+	if e.Collection != "" {
+		return "/collections/" + e.Collection
+	}
+	return "/" + stringsBefore(e.Type, '.')
+}
+
+func stringsBefore(s string, c byte) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			return s[:i]
+		}
+	}
+	return s
+}
+
+// AppendJSON appends the event as a CloudEvents 1.0 JSON object.
+func (e *Event) AppendJSON(b []byte) []byte {
+	b = append(b, `{"specversion":"1.0","id":"`...)
+	b = strconv.AppendInt(b, e.Seq, 10)
+	b = append(b, `","seq":`...)
+	b = strconv.AppendInt(b, e.Seq, 10)
+	b = append(b, `,"source":`...)
+	b = strconv.AppendQuote(b, e.Source())
+	b = append(b, `,"type":`...)
+	b = strconv.AppendQuote(b, e.Type)
+	if e.Subject != "" {
+		b = append(b, `,"subject":`...)
+		b = strconv.AppendQuote(b, e.Subject)
+	}
+	b = append(b, `,"time":"`...)
+	b = e.Time.UTC().AppendFormat(b, schema.TimeFormat)
+	b = append(b, '"')
+	if e.Actor != "" {
+		b = append(b, `,"actor":`...)
+		b = strconv.AppendQuote(b, e.Actor)
+	}
+	b = append(b, `,"datacontenttype":"application/json","data":`...)
+	if len(e.Data) == 0 {
+		b = append(b, "null"...)
+	} else {
+		b = append(b, e.Data...)
+	}
+	return append(b, '}')
+}
+
+// MarshalJSON implements json.Marshaler.
+func (e *Event) MarshalJSON() ([]byte, error) { return e.AppendJSON(nil), nil }
+
+// RecordData is the data of a record event.
+type RecordData struct {
+	Record   json.RawMessage `json:"record"`
+	Previous json.RawMessage `json:"previous,omitempty"`
+	Changed  []string        `json:"changed,omitempty"`
+}
+
+// NewRecordData encodes the data of a record event.
+func NewRecordData(record, previous json.RawMessage, changed []string) json.RawMessage {
+	b := append([]byte(`{"record":`), record...)
+	if previous != nil {
+		b = append(b, `,"previous":`...)
+		b = append(b, previous...)
+		b = append(b, `,"changed":`...)
+		if changed == nil {
+			changed = []string{}
+		}
+		c, _ := json.Marshal(changed)
+		b = append(b, c...)
+	}
+	return append(b, '}')
+}

@@ -1,0 +1,91 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"io"
+	"mime"
+	"net/http"
+	"unicode/utf8"
+
+	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/schema"
+)
+
+// ReadBody reads a JSON request body and checks it: application/json
+// (415), within the size limit (413), valid UTF-8, valid JSON, nested at
+// most schema.MaxJSONDepth+2 levels (400).
+func ReadBody(r *http.Request) ([]byte, error) {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil || (mt != "application/json" && !(len(mt) > 5 && mt[len(mt)-5:] == "+json")) {
+		return nil, &mantle.Error{Code: mantle.Invalid, Reason: "request.unsupported_media_type", Status: http.StatusUnsupportedMediaType,
+			Message: "send the body as application/json"}
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return nil, &mantle.Error{Code: mantle.Invalid, Reason: "request.too_large", Status: http.StatusRequestEntityTooLarge,
+				Message: "the body is larger than the limit of " + humanBytes(mbe.Limit)}
+		}
+		return nil, mantle.Errorf(mantle.Invalid, "request.unreadable", "could not read the body: %v", err)
+	}
+	if !utf8.Valid(body) {
+		return nil, mantle.Errorf(mantle.Invalid, "request.invalid_utf8", "the body is not valid UTF-8")
+	}
+	if !json.Valid(body) {
+		return nil, mantle.Errorf(mantle.Invalid, "request.malformed_json", "the body is not valid JSON: %s", jsonError(body))
+	}
+	if d := schema.Depth(body); d > schema.MaxJSONDepth+2 {
+		return nil, mantle.Errorf(mantle.Invalid, "request.too_deep", "the body is nested %d levels deep; the limit is %d", d, schema.MaxJSONDepth+2)
+	}
+	return body, nil
+}
+
+// ReadObject reads a body that must be a JSON object, keeping its values raw.
+func ReadObject(r *http.Request) (map[string]json.RawMessage, error) {
+	body, err := ReadBody(r)
+	if err != nil {
+		return nil, err
+	}
+	return DecodeObject(body, "the body")
+}
+
+// DecodeObject decodes a JSON object, keeping its values raw.
+func DecodeObject(b []byte, what string) (map[string]json.RawMessage, error) {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 || b[0] != '{' {
+		return nil, mantle.Errorf(mantle.Invalid, "request.not_object", "%s must be a JSON object", what)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, mantle.Errorf(mantle.Invalid, "request.malformed_json", "%s is not a valid JSON object", what)
+	}
+	return m, nil
+}
+
+func jsonError(b []byte) string {
+	var v any
+	err := json.Unmarshal(b, &v)
+	if err == nil {
+		return "unexpected content"
+	}
+	return err.Error()
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return itoa(n>>20) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return itoa(n>>10) + " KiB"
+	}
+	return itoa(n) + " bytes"
+}
+
+func itoa(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}

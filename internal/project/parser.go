@@ -1,0 +1,353 @@
+package project
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/mantlehq/mantle/internal/schema"
+	"gopkg.in/yaml.v3"
+)
+
+type parser struct {
+	file     string
+	check    RuleChecker
+	problems []Problem
+}
+
+func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
+	p.problems = append(p.problems, Problem{p.file, n.Line, n.Column, fmt.Sprintf(format, args...)})
+}
+
+// mapping iterates a mapping node's keys and values, reporting keys that
+// are not in allowed (when allowed is not nil).
+func (p *parser) mapping(n *yaml.Node, what string, allowed []string, fn func(key string, k, v *yaml.Node)) {
+	if n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	if n.Kind != yaml.MappingNode {
+		p.errorf(n, "%s must be a mapping (key: value lines)", what)
+		return
+	}
+	seen := map[string]bool{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if seen[k.Value] {
+			p.errorf(k, "%s: %q is given twice; keep one", what, k.Value)
+			continue
+		}
+		seen[k.Value] = true
+		if allowed != nil && !slices.Contains(allowed, k.Value) {
+			p.errorf(k, "%s: unknown key %q; expected one of: %s", what, k.Value, strings.Join(allowed, ", "))
+			continue
+		}
+		fn(k.Value, k, v)
+	}
+}
+
+func (p *parser) str(n *yaml.Node, what string) (string, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		p.errorf(n, "%s must be a string", what)
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (p *parser) boolean(n *yaml.Node, what string) bool {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+		p.errorf(n, "%s must be true or false", what)
+		return false
+	}
+	return n.Value == "true"
+}
+
+func (p *parser) number(n *yaml.Node, what string) *float64 {
+	if n.Kind == yaml.ScalarNode && (n.Tag == "!!int" || n.Tag == "!!float") {
+		f, err := strconv.ParseFloat(n.Value, 64)
+		if err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+			return &f
+		}
+	}
+	p.errorf(n, "%s must be a number", what)
+	return nil
+}
+
+func (p *parser) strings(n *yaml.Node, what string) []string {
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, "%s must be a list, such as [a, b]", what)
+		return nil
+	}
+	var out []string
+	for _, item := range n.Content {
+		if s, ok := p.str(item, what+" item"); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (p *parser) schema(root *yaml.Node) *schema.Schema {
+	s := &schema.Schema{}
+	var collections *yaml.Node
+	p.mapping(root, "the project", []string{"name", "collections"}, func(key string, k, v *yaml.Node) {
+		switch key {
+		case "name":
+			s.Name, _ = p.str(v, "name")
+		case "collections":
+			collections = v
+		}
+	})
+	if len(p.problems) > 0 {
+		return nil
+	}
+	if s.Name == "" {
+		p.errorf(root, "the project needs a `name:`")
+	}
+	users := schema.BuiltinUsers()
+	if collections != nil {
+		p.mapping(collections, "collections", nil, func(name string, k, v *yaml.Node) {
+			c := p.collection(name, k, v, users)
+			if c != nil && name != schema.UsersCollection {
+				s.Collections = append(s.Collections, c)
+			}
+		})
+	}
+	s.Collections = append(s.Collections, users)
+	s.Sort()
+	p.relations(s, collections)
+	if p.check != nil && len(p.problems) == 0 {
+		p.rules(s, collections)
+	}
+	return s
+}
+
+func (p *parser) collection(name string, k, v *yaml.Node, users *schema.Collection) *schema.Collection {
+	switch {
+	case !schema.ValidName(name):
+		p.errorf(k, "collection name %q: use a letter, then letters, digits or '_' (at most 63)", name)
+		return nil
+	case strings.HasPrefix(strings.ToLower(name), "_") || strings.HasPrefix(strings.ToLower(name), "sqlite"):
+		p.errorf(k, "collection name %q is reserved", name)
+		return nil
+	}
+	c := &schema.Collection{Name: name}
+	if name == schema.UsersCollection {
+		c = users
+	}
+	what := fmt.Sprintf("collection %q", name)
+	p.mapping(v, what, []string{"fields", "indexes", "rules"}, func(key string, _, v *yaml.Node) {
+		switch key {
+		case "fields":
+			p.mapping(v, what+" fields", nil, func(fname string, fk, fv *yaml.Node) {
+				if f := p.field(c, fname, fk, fv); f != nil {
+					c.Fields = append(c.Fields, f)
+				}
+			})
+		case "indexes":
+			p.indexes(c, v)
+		case "rules":
+			p.mapping(v, what+" rules", schema.Ops, func(op string, _, rv *yaml.Node) {
+				if r, ok := p.str(rv, fmt.Sprintf("%s rule %q", what, op)); ok {
+					if strings.TrimSpace(r) == "" {
+						p.errorf(rv, "%s rule %q is empty; write \"true\" to open it to everyone, or leave it out for administrators only", what, op)
+						return
+					}
+					if c.Rules == nil {
+						c.Rules = schema.Rules{}
+					}
+					c.Rules[op] = r
+				}
+			})
+		}
+	})
+	if len(c.Fields) == 0 {
+		p.errorf(k, "%s has no fields; add at least one under `fields:`", what)
+	}
+	return c
+}
+
+var fieldKeys = []string{"type", "required", "integer", "min", "max", "values", "collection"}
+
+func (p *parser) field(c *schema.Collection, name string, k, v *yaml.Node) *schema.Field {
+	what := fmt.Sprintf("collection %q field %q", c.Name, name)
+	switch {
+	case schema.Reserved(name):
+		p.errorf(k, "%s: the name is reserved (id, createdAt, updatedAt and version are system columns)", what)
+		return nil
+	case !schema.ValidName(name):
+		p.errorf(k, "%s: use a letter, then letters, digits or '_' (at most 63)", what)
+		return nil
+	case c.Field(name) != nil:
+		p.errorf(k, "%s: the field is built in and cannot be redefined", what)
+		return nil
+	}
+	f := &schema.Field{Name: name}
+	var typeNode *yaml.Node
+	p.mapping(v, what, fieldKeys, func(key string, _, v *yaml.Node) {
+		switch key {
+		case "type":
+			typeNode = v
+			t, _ := p.str(v, what+" type")
+			f.Type = schema.FieldType(t)
+		case "required":
+			f.Required = p.boolean(v, what+" required")
+		case "integer":
+			f.Integer = p.boolean(v, what+" integer")
+		case "min":
+			f.Min = p.number(v, what+" min")
+		case "max":
+			f.Max = p.number(v, what+" max")
+		case "values":
+			f.Values = p.strings(v, what+" values")
+		case "collection":
+			f.Collection, _ = p.str(v, what+" collection")
+		}
+	})
+	if typeNode == nil {
+		p.errorf(v, "%s needs a type: one of %s", what, typeList())
+		return nil
+	}
+	if !slices.Contains(schema.Types, f.Type) {
+		p.errorf(typeNode, "%s: unknown type %q; use one of %s", what, f.Type, typeList())
+		return nil
+	}
+	p.fieldOptions(f, what, v)
+	return f
+}
+
+func (p *parser) fieldOptions(f *schema.Field, what string, n *yaml.Node) {
+	if f.Integer && f.Type != schema.Number {
+		p.errorf(n, "%s: `integer` applies to number fields only", what)
+	}
+	if (f.Min != nil || f.Max != nil) && f.Type != schema.Number && f.Type != schema.Text {
+		p.errorf(n, "%s: `min` and `max` apply to number and text fields only", what)
+	}
+	if f.Min != nil && f.Max != nil && *f.Min > *f.Max {
+		p.errorf(n, "%s: min %g is greater than max %g", what, *f.Min, *f.Max)
+	}
+	if f.Type == schema.Select {
+		if len(f.Values) == 0 {
+			p.errorf(n, "%s: a select field needs `values: [a, b, ...]`", what)
+		}
+		seen := map[string]bool{}
+		for _, v := range f.Values {
+			if seen[v] {
+				p.errorf(n, "%s: value %q is listed twice", what, v)
+			}
+			seen[v] = true
+		}
+	} else if f.Values != nil {
+		p.errorf(n, "%s: `values` applies to select fields only", what)
+	}
+	if f.Type == schema.Relation && f.Collection == "" {
+		p.errorf(n, "%s: a relation field needs `collection: NAME`", what)
+	} else if f.Type != schema.Relation && f.Collection != "" {
+		p.errorf(n, "%s: `collection` applies to relation fields only", what)
+	}
+}
+
+func typeList() string {
+	names := make([]string, len(schema.Types))
+	for i, t := range schema.Types {
+		names[i] = string(t)
+	}
+	return strings.Join(names, ", ")
+}
+
+func (p *parser) indexes(c *schema.Collection, n *yaml.Node) {
+	what := fmt.Sprintf("collection %q indexes", c.Name)
+	if n.Kind != yaml.SequenceNode {
+		p.errorf(n, "%s must be a list of `- fields: [a, b]` items", what)
+		return
+	}
+	for _, item := range n.Content {
+		var ix schema.Index
+		p.mapping(item, what+" item", []string{"fields", "unique"}, func(key string, _, v *yaml.Node) {
+			switch key {
+			case "fields":
+				ix.Fields = p.strings(v, what+" fields")
+			case "unique":
+				ix.Unique = p.boolean(v, what+" unique")
+			}
+		})
+		if len(ix.Fields) == 0 {
+			p.errorf(item, "%s: an index needs `fields: [a, ...]`", what)
+			continue
+		}
+		ok := true
+		for _, f := range ix.Fields {
+			if !schema.Reserved(f) && c.Field(f) == nil {
+				p.errorf(item, "%s: no field %q in the collection", what, f)
+				ok = false
+			} else if fd := c.Field(f); fd != nil && fd.Type == schema.JSON {
+				p.errorf(item, "%s: field %q is json and cannot be indexed", what, f)
+				ok = false
+			}
+		}
+		if ok && slices.ContainsFunc(c.Indexes, ix.Equal) {
+			p.errorf(item, "%s: the index on %v is listed twice", what, ix.Fields)
+			ok = false
+		}
+		if ok {
+			c.Indexes = append(c.Indexes, ix)
+		}
+	}
+}
+
+// relations checks that every relation names an existing collection.
+func (p *parser) relations(s *schema.Schema, collections *yaml.Node) {
+	for _, c := range s.Collections {
+		for _, f := range c.Fields {
+			if f.Type == schema.Relation && f.Collection != "" && s.Collection(f.Collection) == nil {
+				p.errorf(p.nodeOf(collections, c.Name, f.Name), "collection %q field %q: relation to unknown collection %q", c.Name, f.Name, f.Collection)
+			}
+		}
+	}
+}
+
+func (p *parser) rules(s *schema.Schema, collections *yaml.Node) {
+	for _, c := range s.Collections {
+		for _, op := range schema.Ops {
+			r, ok := c.Rules[op]
+			if !ok {
+				continue
+			}
+			if err := p.check(c, op, r); err != nil {
+				n := p.nodeOf(collections, c.Name, "")
+				if rn := find(find(n, "rules"), op); rn != nil {
+					n = rn
+				}
+				p.errorf(n, "collection %q rule %q: %v", c.Name, op, err)
+			}
+		}
+	}
+}
+
+// nodeOf finds the node of a collection or of one of its fields, for
+// positions in errors found after the first pass.
+func (p *parser) nodeOf(collections *yaml.Node, coll, field string) *yaml.Node {
+	n := find(collections, coll)
+	if n == nil {
+		return &yaml.Node{Line: 1, Column: 1}
+	}
+	if field != "" {
+		if f := find(find(n, "fields"), field); f != nil {
+			return f
+		}
+	}
+	return n
+}
+
+func find(n *yaml.Node, key string) *yaml.Node {
+	if n == nil || n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}

@@ -1,0 +1,202 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/schema"
+	sqlite3 "github.com/ncruces/go-sqlite3"
+)
+
+func quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+
+func formatTime(t time.Time) string { return t.UTC().Format(schema.TimeFormat) }
+
+// columns returns the quoted column list of a collection's table.
+func columns(c *schema.Collection) string {
+	var b strings.Builder
+	b.WriteString(`id, createdAt, updatedAt, version`)
+	for _, f := range c.Fields {
+		b.WriteString(", ")
+		b.WriteString(quote(f.Name))
+	}
+	return b.String()
+}
+
+// bind turns a normalised field value into a SQLite value.
+func bind(v any) any {
+	switch v := v.(type) {
+	case nil:
+		return nil
+	case bool:
+		if v {
+			return int64(1)
+		}
+		return int64(0)
+	case time.Time:
+		return formatTime(v)
+	case json.RawMessage:
+		return string(v)
+	case float64:
+		return v
+	}
+	return v
+}
+
+// bindField binds a value for a field, as an integer for integer numbers.
+func bindField(f *schema.Field, v any) any {
+	if n, ok := v.(float64); ok && f.Integer {
+		return int64(n)
+	}
+	return bind(v)
+}
+
+// rowArgs returns the values of a record in column order.
+func rowArgs(c *schema.Collection, r *schema.Record) []any {
+	args := make([]any, 0, 4+len(c.Fields))
+	args = append(args, r.ID, formatTime(r.CreatedAt), formatTime(r.UpdatedAt), r.Version)
+	for _, f := range c.Fields {
+		args = append(args, bindField(f, r.Data[f.Name]))
+	}
+	return args
+}
+
+// scanner reads rows of a collection's table.
+type scanner struct {
+	c    *schema.Collection
+	dest []any
+	vals []any
+}
+
+func newScanner(c *schema.Collection) *scanner {
+	n := 4 + len(c.Fields)
+	s := &scanner{c: c, dest: make([]any, n), vals: make([]any, n)}
+	for i := range s.vals {
+		s.dest[i] = &s.vals[i]
+	}
+	return s
+}
+
+func (s *scanner) scan(rows interface{ Scan(...any) error }) (*schema.Record, error) {
+	if err := rows.Scan(s.dest...); err != nil {
+		return nil, err
+	}
+	r := &schema.Record{Data: make(map[string]any, len(s.c.Fields))}
+	r.ID = text(s.vals[0])
+	r.CreatedAt = parseTime(text(s.vals[1]))
+	r.UpdatedAt = parseTime(text(s.vals[2]))
+	r.Version, _ = s.vals[3].(int64)
+	for i, f := range s.c.Fields {
+		v := s.vals[4+i]
+		if v == nil {
+			continue
+		}
+		r.Data[f.Name] = decodeValue(f, v)
+	}
+	return r, nil
+}
+
+func text(v any) string {
+	switch v := v.(type) {
+	case string:
+		return v
+	case []byte:
+		return string(v)
+	}
+	return ""
+}
+
+func parseTime(s string) time.Time {
+	t, err := time.Parse(schema.TimeFormat, s)
+	if err != nil {
+		t, _ = time.Parse(time.RFC3339Nano, s)
+	}
+	return t.UTC()
+}
+
+func decodeValue(f *schema.Field, v any) any {
+	switch f.Type {
+	case schema.Number:
+		switch n := v.(type) {
+		case int64:
+			return float64(n)
+		case float64:
+			return n
+		case string:
+			x, _ := strconv.ParseFloat(n, 64)
+			return x
+		}
+	case schema.Bool:
+		n, _ := v.(int64)
+		return n != 0
+	case schema.Datetime:
+		return parseTime(text(v))
+	case schema.JSON:
+		return json.RawMessage(text(v))
+	default:
+		return text(v)
+	}
+	return nil
+}
+
+// translate turns driver errors the caller can act on into *mantle.Error.
+func translate(c *schema.Collection, err error) error {
+	var se *sqlite3.Error
+	if !errors.As(err, &se) {
+		return err
+	}
+	switch se.ExtendedCode() {
+	case sqlite3.CONSTRAINT_PRIMARYKEY:
+		return mantle.Errorf(mantle.Conflict, "record.exists", "a record with this id already exists in %q", c.Name)
+	case sqlite3.CONSTRAINT_UNIQUE:
+		fields := map[string]string{}
+		msg := se.Error()
+		if i := strings.Index(msg, "failed: "); i >= 0 {
+			for _, col := range strings.Split(msg[i+len("failed: "):], ", ") {
+				if j := strings.LastIndex(col, "."); j >= 0 {
+					fields[strings.TrimSpace(col[j+1:])] = "already taken"
+				}
+			}
+		}
+		if _, ok := fields["id"]; ok {
+			return mantle.Errorf(mantle.Conflict, "record.exists", "a record with this id already exists in %q", c.Name)
+		}
+		e := mantle.Errorf(mantle.Conflict, "record.unique", "another record in %q has the same %s", c.Name, keys(fields))
+		e.Fields = fields
+		return e
+	}
+	return err
+}
+
+func keys(m map[string]string) string {
+	var ks []string
+	for k := range m {
+		ks = append(ks, k)
+	}
+	if len(ks) == 0 {
+		return "values"
+	}
+	return strings.Join(ks, ", ")
+}
+
+func notFound(c *schema.Collection, id string) error {
+	return mantle.Errorf(mantle.NotFound, "record.not_found", "no record %q in %q", id, c.Name)
+}
+
+var errNoRows = sql.ErrNoRows
+
+var ctxBG = context.Background()
+
+func wrap(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

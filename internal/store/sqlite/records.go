@@ -1,0 +1,108 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/mantlehq/mantle/internal/schema"
+)
+
+// Get implements store.Tx.
+func (t *tx) Get(c *schema.Collection, id string) (*schema.Record, error) {
+	row := t.db.queryRow(`SELECT `+columns(c)+` FROM `+quote(c.Name)+` WHERE id = ?`, id)
+	r, err := newScanner(c).scan(row)
+	if errors.Is(err, errNoRows) {
+		return nil, notFound(c, id)
+	}
+	return r, wrap("get "+c.Name, err)
+}
+
+// Exists implements store.Tx.
+func (t *tx) Exists(c *schema.Collection, id string) (bool, error) {
+	var n int
+	err := t.db.queryRow(`SELECT 1 FROM `+quote(c.Name)+` WHERE id = ?`, id).Scan(&n)
+	if errors.Is(err, errNoRows) {
+		return false, nil
+	}
+	return err == nil, wrap("check "+c.Name, err)
+}
+
+// Insert implements store.Tx.
+func (t *tx) Insert(c *schema.Collection, r *schema.Record) error {
+	q := `INSERT INTO ` + quote(c.Name) + ` (` + columns(c) + `) VALUES (?` + strings.Repeat(", ?", 3+len(c.Fields)) + `)`
+	_, err := t.db.exec(q, rowArgs(c, r)...)
+	return translate(c, wrap("insert into "+c.Name, err))
+}
+
+// Update implements store.Tx.
+func (t *tx) Update(c *schema.Collection, r *schema.Record) error {
+	var b strings.Builder
+	b.WriteString(`UPDATE ` + quote(c.Name) + ` SET createdAt = ?, updatedAt = ?, version = ?`)
+	for _, f := range c.Fields {
+		b.WriteString(", " + quote(f.Name) + " = ?")
+	}
+	b.WriteString(` WHERE id = ?`)
+	args := rowArgs(c, r)
+	args = append(args[1:], r.ID)
+	res, err := t.db.exec(b.String(), args...)
+	if err != nil {
+		return translate(c, wrap("update "+c.Name, err))
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return notFound(c, r.ID)
+	}
+	return nil
+}
+
+// Delete implements store.Tx.
+func (t *tx) Delete(c *schema.Collection, id string) error {
+	res, err := t.db.exec(`DELETE FROM `+quote(c.Name)+` WHERE id = ?`, id)
+	if err != nil {
+		return wrap("delete from "+c.Name, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return notFound(c, id)
+	}
+	return nil
+}
+
+// Get implements store.Store.
+func (db *DB) Get(ctx context.Context, c *schema.Collection, id string) (*schema.Record, error) {
+	s, err := db.readStmt(ctx, `SELECT `+columns(c)+` FROM `+quote(c.Name)+` WHERE id = ?`)
+	if err != nil {
+		return nil, wrap("get "+c.Name, err)
+	}
+	r, err := newScanner(c).scan(s.QueryRowContext(ctx, id))
+	if errors.Is(err, errNoRows) {
+		return nil, notFound(c, id)
+	}
+	return r, wrap("get "+c.Name, err)
+}
+
+// GetMany implements store.Store.
+func (db *DB) GetMany(ctx context.Context, c *schema.Collection, ids []string) (map[string]*schema.Record, error) {
+	out := make(map[string]*schema.Record, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	q := `SELECT ` + columns(c) + ` FROM ` + quote(c.Name) + ` WHERE id IN (?` + strings.Repeat(", ?", len(ids)-1) + `)`
+	rows, err := db.rdb.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, wrap("get "+c.Name, err)
+	}
+	defer rows.Close()
+	sc := newScanner(c)
+	for rows.Next() {
+		r, err := sc.scan(rows)
+		if err != nil {
+			return nil, wrap("get "+c.Name, err)
+		}
+		out[r.ID] = r
+	}
+	return out, wrap("get "+c.Name, rows.Err())
+}

@@ -1,0 +1,219 @@
+// Package sqlite is the embedded storage adapter: one SQLite database file
+// in WAL mode, one writer goroutine that group-commits concurrent writes
+// (each in its own savepoint), and a pool of read-only connections.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+
+	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/eventlog"
+	"github.com/mantlehq/mantle/internal/schema"
+	"github.com/mantlehq/mantle/internal/store"
+	_ "github.com/ncruces/go-sqlite3/driver" // registers "sqlite3"
+)
+
+var _ store.Store = (*DB)(nil)
+
+// FileName is the database file inside the data directory.
+const FileName = "mantle.db"
+
+// Options configure Open.
+type Options struct {
+	// OnCommit receives the events of each committed batch, in order, from
+	// the writer goroutine. It must not block for long.
+	OnCommit func([]*eventlog.Event)
+	// Readers is the size of the read pool; 0 means 2 per CPU.
+	Readers int
+	// MaxBatch bounds how many writes share one transaction; 0 means 256.
+	MaxBatch int
+	// NoLock skips the data directory lock (for tools that open a copy).
+	NoLock bool
+}
+
+// DB is a SQLite-backed store.
+type DB struct {
+	path   string
+	opts   Options
+	unlock func()
+
+	wdb   *sql.DB // the one writer connection
+	wconn *sql.Conn
+	rdb   *sql.DB // readers
+
+	wstmts map[string]*sql.Stmt // writer statements, used only by the writer goroutine
+	rstmts sync.Map             // reader statements by SQL text
+
+	queue   chan *writeReq
+	stop    chan struct{}
+	done    chan struct{}
+	closeMu sync.Once
+	nextSeq int64 // owned by the writer goroutine
+}
+
+// Open opens (creating if needed) the database in dir and starts its
+// writer. It takes an exclusive lock on the directory.
+func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	unlock := func() {}
+	if !opts.NoLock {
+		var err error
+		if unlock, err = lockDir(dir); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Readers <= 0 {
+		opts.Readers = 2 * runtime.GOMAXPROCS(0)
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = 256
+	}
+	db := &DB{path: filepath.Join(dir, FileName), opts: opts, unlock: unlock,
+		wstmts: map[string]*sql.Stmt{}, queue: make(chan *writeReq, 1024),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	if err := db.open(ctx); err != nil {
+		db.closeConns()
+		unlock()
+		return nil, err
+	}
+	go db.writer()
+	return db, nil
+}
+
+func dsn(path string, pragmas ...string) string {
+	v := url.Values{}
+	for _, p := range pragmas {
+		v.Add("_pragma", p)
+	}
+	return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + v.Encode()
+}
+
+func (db *DB) open(ctx context.Context) error {
+	var err error
+	db.wdb, err = sql.Open("sqlite3", dsn(db.path,
+		"busy_timeout(10000)", "journal_mode(wal)", "synchronous(full)", "foreign_keys(0)"))
+	if err != nil {
+		return fmt.Errorf("open %s: %w", db.path, err)
+	}
+	db.wdb.SetMaxOpenConns(1)
+	if db.wconn, err = db.wdb.Conn(ctx); err != nil {
+		return fmt.Errorf("open %s: %w", db.path, err)
+	}
+	for _, stmt := range bootstrap {
+		if _, err := db.wconn.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("prepare %s: %w", db.path, err)
+		}
+	}
+	if err := db.wconn.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM _mantle_events`).Scan(&db.nextSeq); err != nil {
+		return fmt.Errorf("read last sequence: %w", err)
+	}
+	db.nextSeq++
+	db.rdb, err = sql.Open("sqlite3", dsn(db.path, "busy_timeout(10000)", "query_only(1)"))
+	if err != nil {
+		return fmt.Errorf("open %s: %w", db.path, err)
+	}
+	db.rdb.SetMaxOpenConns(db.opts.Readers)
+	db.rdb.SetMaxIdleConns(db.opts.Readers)
+	return nil
+}
+
+var bootstrap = []string{
+	`CREATE TABLE IF NOT EXISTS _mantle_events (
+		seq INTEGER PRIMARY KEY,
+		type TEXT NOT NULL,
+		collection TEXT NOT NULL,
+		subject TEXT NOT NULL,
+		time TEXT NOT NULL,
+		actor TEXT NOT NULL,
+		data BLOB NOT NULL
+	) STRICT`,
+	`CREATE INDEX IF NOT EXISTS _mantle_events_record ON _mantle_events (collection, subject, seq)`,
+	`CREATE TABLE IF NOT EXISTS _mantle_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT`,
+}
+
+// Path returns the database file's path.
+func (db *DB) Path() string { return db.path }
+
+// Schema implements store.Store.
+func (db *DB) Schema(ctx context.Context) (*schema.Schema, error) {
+	var raw []byte
+	err := db.rdb.QueryRowContext(ctx, `SELECT value FROM _mantle_meta WHERE key = 'schema'`).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read applied schema: %w", err)
+	}
+	var s schema.Schema
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, fmt.Errorf("decode applied schema: %w", err)
+	}
+	return &s, nil
+}
+
+// LastSeq implements store.Store.
+func (db *DB) LastSeq(ctx context.Context) (int64, error) {
+	var n int64
+	err := db.rdb.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM _mantle_events`).Scan(&n)
+	return n, err
+}
+
+// Close implements store.Store: pending writes finish first.
+func (db *DB) Close() error {
+	db.closeMu.Do(func() {
+		close(db.stop)
+		<-db.done
+		db.closeConns()
+		db.unlock()
+	})
+	return nil
+}
+
+func (db *DB) closeConns() {
+	for _, s := range db.wstmts {
+		s.Close()
+	}
+	db.rstmts.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
+	if db.wconn != nil {
+		db.wconn.Close()
+	}
+	if db.wdb != nil {
+		db.wdb.Close()
+	}
+	if db.rdb != nil {
+		db.rdb.Close()
+	}
+}
+
+// readStmt returns a cached prepared statement for a read query.
+func (db *DB) readStmt(ctx context.Context, q string) (*sql.Stmt, error) {
+	if s, ok := db.rstmts.Load(q); ok {
+		return s.(*sql.Stmt), nil
+	}
+	s, err := db.rdb.PrepareContext(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if prev, loaded := db.rstmts.LoadOrStore(q, s); loaded {
+		s.Close()
+		return prev.(*sql.Stmt), nil
+	}
+	return s, nil
+}
+
+func internal(format string, args ...any) error {
+	return fmt.Errorf(format, args...)
+}
+
+var errClosed = mantle.Errorf(mantle.Internal, "store.closed", "the store is closed")

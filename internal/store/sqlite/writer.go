@@ -1,0 +1,194 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"runtime/debug"
+
+	"github.com/mantlehq/mantle/internal/eventlog"
+	"github.com/mantlehq/mantle/internal/store"
+)
+
+type writeReq struct {
+	fn   func(store.Tx) error
+	err  error
+	done chan error
+}
+
+// Write implements store.Store. It queues fn for the writer goroutine and
+// waits for the commit, even if ctx ends meanwhile: once queued, the write
+// may commit, and the caller must learn whether it did.
+func (db *DB) Write(ctx context.Context, fn func(store.Tx) error) error {
+	req := &writeReq{fn: fn, done: make(chan error, 1)}
+	select {
+	case db.queue <- req:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-db.stop:
+		return errClosed
+	}
+	return <-req.done
+}
+
+// writer owns the write connection. It takes every queued write (up to
+// MaxBatch) into one transaction, runs each in a savepoint, commits once
+// and then answers every caller.
+func (db *DB) writer() {
+	defer close(db.done)
+	batch := make([]*writeReq, 0, db.opts.MaxBatch)
+	for {
+		var first *writeReq
+		select {
+		case first = <-db.queue:
+		case <-db.stop:
+			// Finish what was queued before the stop.
+			for {
+				select {
+				case req := <-db.queue:
+					db.run([]*writeReq{req})
+				default:
+					return
+				}
+			}
+		}
+		batch = append(batch[:0], first)
+	drain:
+		for len(batch) < db.opts.MaxBatch {
+			select {
+			case req := <-db.queue:
+				batch = append(batch, req)
+			default:
+				break drain
+			}
+		}
+		db.run(batch)
+	}
+}
+
+func (db *DB) exec(q string, args ...any) (sql.Result, error) {
+	s, ok := db.wstmts[q]
+	if !ok {
+		var err error
+		if s, err = db.wconn.PrepareContext(context.Background(), q); err != nil {
+			return nil, err
+		}
+		db.wstmts[q] = s
+	}
+	return s.Exec(args...)
+}
+
+func (db *DB) queryRow(q string, args ...any) *sql.Row {
+	s, ok := db.wstmts[q]
+	if !ok {
+		var err error
+		if s, err = db.wconn.PrepareContext(context.Background(), q); err != nil {
+			return db.wconn.QueryRowContext(context.Background(), q, args...)
+		}
+		db.wstmts[q] = s
+	}
+	return s.QueryRow(args...)
+}
+
+func (db *DB) run(batch []*writeReq) {
+	startSeq := db.nextSeq
+	tx := &tx{db: db}
+	if _, err := db.exec("BEGIN IMMEDIATE"); err != nil {
+		db.fail(batch, fmt.Errorf("begin: %w", err))
+		return
+	}
+	for _, req := range batch {
+		if _, err := db.exec("SAVEPOINT w"); err != nil {
+			db.abort(batch, startSeq, fmt.Errorf("savepoint: %w", err))
+			return
+		}
+		seq, nev := db.nextSeq, len(tx.events)
+		req.err = call(req.fn, tx)
+		if req.err != nil {
+			db.nextSeq, tx.events = seq, tx.events[:nev]
+			if _, err := db.exec("ROLLBACK TO w"); err != nil {
+				db.abort(batch, startSeq, fmt.Errorf("rollback to savepoint: %w", err))
+				return
+			}
+		}
+		if _, err := db.exec("RELEASE w"); err != nil {
+			db.abort(batch, startSeq, fmt.Errorf("release savepoint: %w", err))
+			return
+		}
+	}
+	if _, err := db.exec("COMMIT"); err != nil {
+		db.abort(batch, startSeq, fmt.Errorf("commit: %w", err))
+		return
+	}
+	if db.opts.OnCommit != nil && len(tx.events) > 0 {
+		db.opts.OnCommit(tx.events)
+	}
+	if tx.migrated {
+		db.resetStatements()
+	}
+	for _, req := range batch {
+		req.done <- req.err
+	}
+}
+
+// call runs fn, turning a panic into an internal error so that one bad
+// write cannot stop the writer.
+func call(fn func(store.Tx) error, tx store.Tx) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic in write: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return fn(tx)
+}
+
+// abort rolls the whole transaction back and fails every write that had
+// not already failed on its own.
+func (db *DB) abort(batch []*writeReq, startSeq int64, err error) {
+	db.wconn.ExecContext(context.Background(), "ROLLBACK")
+	db.nextSeq = startSeq
+	db.fail(batch, err)
+}
+
+func (db *DB) fail(batch []*writeReq, err error) {
+	for _, req := range batch {
+		if req.err == nil {
+			req.err = err
+		}
+		req.done <- req.err
+	}
+}
+
+// resetStatements drops cached statements after a schema change.
+func (db *DB) resetStatements() {
+	for q, s := range db.wstmts {
+		s.Close()
+		delete(db.wstmts, q)
+	}
+	db.rstmts.Range(func(k, v any) bool {
+		db.rstmts.Delete(k)
+		v.(*sql.Stmt).Close()
+		return true
+	})
+}
+
+// tx implements store.Tx for the writer goroutine.
+type tx struct {
+	db       *DB
+	events   []*eventlog.Event
+	migrated bool
+}
+
+var _ store.Tx = (*tx)(nil)
+
+// Append implements store.Tx.
+func (t *tx) Append(e *eventlog.Event) error {
+	e.Seq = t.db.nextSeq
+	if _, err := t.db.exec(`INSERT INTO _mantle_events (seq, type, collection, subject, time, actor, data) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		e.Seq, e.Type, e.Collection, e.Subject, formatTime(e.Time), e.Actor, []byte(e.Data)); err != nil {
+		return fmt.Errorf("append event: %w", err)
+	}
+	t.db.nextSeq++
+	t.events = append(t.events, e)
+	return nil
+}

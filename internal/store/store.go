@@ -1,0 +1,90 @@
+// Package store is the storage port: the operations the engine needs from
+// a database, whatever the database is. Adapters live in subpackages
+// (store/sqlite) and pass the conformance suite in store/storetest.
+package store
+
+import (
+	"context"
+
+	"github.com/mantlehq/mantle/internal/eventlog"
+	"github.com/mantlehq/mantle/internal/query"
+	"github.com/mantlehq/mantle/internal/schema"
+)
+
+// Store is a database holding the applied schema, the collections'
+// records and the event log. Errors are *mantle.Error where the caller can
+// act on them (not_found, conflict, invalid); anything else is internal.
+type Store interface {
+	// Schema returns the applied schema, or nil when none was applied.
+	Schema(ctx context.Context) (*schema.Schema, error)
+	// Write runs fn in a transaction shared with other concurrent writes
+	// (group commit), inside its own savepoint: if fn returns an error,
+	// only its own changes are undone and the error is returned. Write
+	// returns nil only after the transaction is durable. Events appended
+	// in fn are handed to the commit hook after the commit.
+	Write(ctx context.Context, fn func(Tx) error) error
+	// Get returns a record, or not_found.
+	Get(ctx context.Context, c *schema.Collection, id string) (*schema.Record, error)
+	// GetMany returns the records with the ids that exist, by id.
+	GetMany(ctx context.Context, c *schema.Collection, ids []string) (map[string]*schema.Record, error)
+	// List returns a page of records matching q.
+	List(ctx context.Context, c *schema.Collection, q *query.Query) (*Page, error)
+	// Events returns events in sequence order.
+	Events(ctx context.Context, f EventFilter) ([]*eventlog.Event, error)
+	// RecordEvent returns the last event of a record at or before seq, or
+	// not_found when there is none.
+	RecordEvent(ctx context.Context, collection, id string, seq int64) (*eventlog.Event, error)
+	// LastSeq returns the sequence of the last event, 0 for an empty log.
+	LastSeq(ctx context.Context) (int64, error)
+	// Close waits for pending writes and closes the database.
+	Close() error
+}
+
+// Tx is the view of one write inside a group transaction.
+type Tx interface {
+	// Get returns a record as the transaction sees it, or not_found.
+	Get(c *schema.Collection, id string) (*schema.Record, error)
+	// Exists reports whether a record exists.
+	Exists(c *schema.Collection, id string) (bool, error)
+	// Insert adds a record: conflict when the id or a unique index is taken.
+	Insert(c *schema.Collection, r *schema.Record) error
+	// Update replaces a record's fields and system columns by id.
+	Update(c *schema.Collection, r *schema.Record) error
+	// Delete removes a record by id.
+	Delete(c *schema.Collection, id string) error
+	// Append adds an event to the log and sets its Seq.
+	Append(e *eventlog.Event) error
+	// Migrate runs the steps from one schema to the next and records the
+	// new schema as applied.
+	Migrate(from, to *schema.Schema, steps []schema.Step) error
+}
+
+// Page is one page of a list.
+type Page struct {
+	Records []*schema.Record
+	More    bool  // another page follows
+	Total   int64 // matching records when counted, else -1
+}
+
+// EventFilter selects events.
+type EventFilter struct {
+	After       int64
+	Limit       int
+	Collections []string // empty: all
+	Types       []string // empty: all
+}
+
+// Match reports whether an event passes the filter's collections and types.
+func (f EventFilter) Match(e *eventlog.Event) bool {
+	return (len(f.Collections) == 0 || contains(f.Collections, e.Collection)) &&
+		(len(f.Types) == 0 || contains(f.Types, e.Type))
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
