@@ -6,6 +6,7 @@ require (
 	github.com/google/cel-go v0.31.0
 	github.com/ncruces/go-sqlite3 v0.37.0
 	github.com/oklog/ulid/v2 v2.1.2
+	github.com/tmaxmax/go-sse v0.12.0
 	gopkg.in/yaml.v3 v3.0.1
 )
 

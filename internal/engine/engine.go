@@ -90,9 +90,9 @@ type ApplyMode int
 
 // Apply modes.
 const (
-	SafeOnly         ApplyMode = iota // run the steps that lose no data, skip the rest
-	RefuseDestructive                 // run all steps, or none if any is destructive
-	AllowDestructive                  // run all steps
+	SafeOnly          ApplyMode = iota // run the steps that lose no data, skip the rest
+	RefuseDestructive                  // run all steps, or none if any is destructive
+	AllowDestructive                   // run all steps
 )
 
 // Apply migrates the database to s in one transaction and records a

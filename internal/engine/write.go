@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/mantlehq/mantle"
@@ -96,9 +97,17 @@ func atOp(err error, batch bool, i int) error {
 		return err
 	}
 	c := *me
-	c.Message = fmt.Sprintf("ops[%d]: %s", i, me.Message)
+	at := fmt.Sprintf("ops[%d]", i)
+	c.Message = at + ": " + me.Message
+	c.Fields = map[string]string{}
+	for k, v := range me.Fields {
+		if !strings.HasPrefix(k, at+".") {
+			k = at + "." + k
+		}
+		c.Fields[k] = v
+	}
 	if len(c.Fields) == 0 {
-		c.Fields = map[string]string{fmt.Sprintf("ops[%d]", i): me.Message}
+		c.Fields[at] = me.Message
 	}
 	return &c
 }

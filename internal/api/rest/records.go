@@ -107,7 +107,11 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
-	p, err := h.Engine.List(r.Context(), r.PathValue("c"), r.URL.Query())
+	params, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return mantle.Errorf(mantle.Invalid, "query.malformed", "the query string is malformed: %v", err)
+	}
+	p, err := h.Engine.List(r.Context(), r.PathValue("c"), params)
 	if err != nil {
 		return err
 	}

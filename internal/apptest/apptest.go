@@ -1,0 +1,169 @@
+// Package apptest runs a real Mantle server in-process for tests: a temp
+// project folder and SQLite data folder, the full HTTP stack behind
+// httptest, and a scenario runner that asserts status, body and the events
+// each call emits.
+package apptest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/mantlehq/mantle/internal/app"
+	"github.com/mantlehq/mantle/internal/config"
+)
+
+// AdminToken is the admin secret of test servers.
+const AdminToken = "test-admin-token"
+
+// Server is a running test server.
+type Server struct {
+	URL    string
+	App    *app.App
+	Dir    string // the project folder
+	Data   string // the data folder
+	http   *httptest.Server
+	t      testing.TB
+	client *http.Client
+}
+
+// Start serves the project text in a temp folder until the test ends.
+func Start(t testing.TB, project string) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "mantle.yaml"), []byte(project), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return StartDir(t, dir, filepath.Join(dir, "mantle_data"))
+}
+
+// StartDir serves an existing project folder with a data folder.
+func StartDir(t testing.TB, dir, data string) *Server {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Project, cfg.Data, cfg.AdminToken = dir, data, AdminToken
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	ctx := context.Background()
+	a, err := app.Open(ctx, cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.ApplyProject(ctx); err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(a.Handler())
+	s := &Server{URL: hs.URL, App: a, Dir: dir, Data: data, http: hs, t: t, client: hs.Client()}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// Close stops the server and closes the store.
+func (s *Server) Close() {
+	s.http.CloseClientConnections()
+	s.http.Close()
+	s.App.Close()
+}
+
+// Response is a finished HTTP exchange.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// JSON decodes the body into a generic value.
+func (r *Response) JSON() map[string]any {
+	var m map[string]any
+	json.Unmarshal(r.Body, &m)
+	return m
+}
+
+// Do sends a request. body may be a string (sent as is) or any value
+// (sent as JSON). headers are "Name: value" strings; "admin" adds the
+// admin token.
+func (s *Server) Do(method, path string, body any, headers ...string) *Response {
+	s.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, s.URL+path, rd)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for _, h := range headers {
+		if h == "admin" {
+			req.Header.Set("Authorization", "Bearer "+AdminToken)
+			continue
+		}
+		k, v, _ := strings.Cut(h, ":")
+		req.Header.Set(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return &Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
+}
+
+// LastSeq returns the end of the event log.
+func (s *Server) LastSeq() int64 {
+	s.t.Helper()
+	n, err := s.App.Store.LastSeq(context.Background())
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return n
+}
+
+// EventsAfter returns "type collection" for each event after seq.
+func (s *Server) EventsAfter(seq int64) []string {
+	s.t.Helper()
+	r := s.Do("GET", "/api/events?limit=1000&after="+itoa(seq), nil, "admin")
+	var page struct {
+		Events []struct{ Type, Source string }
+	}
+	if err := json.Unmarshal(r.Body, &page); err != nil {
+		s.t.Fatalf("events: %v: %s", err, r.Body)
+	}
+	out := []string{}
+	for _, e := range page.Events {
+		out = append(out, e.Type+" "+strings.TrimPrefix(e.Source, "/collections/"))
+	}
+	return out
+}
+
+func itoa(n int64) string {
+	b, _ := json.Marshal(n)
+	return string(b)
+}
