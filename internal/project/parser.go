@@ -117,7 +117,7 @@ func (p *parser) schema(root *yaml.Node) *schema.Schema {
 	s.Collections = append(s.Collections, users)
 	s.Sort()
 	p.relations(s, collections)
-	if p.check != nil && len(p.problems) == 0 {
+	if p.check != nil {
 		p.rules(s, collections)
 	}
 	return s

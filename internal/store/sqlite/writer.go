@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"runtime/debug"
 
@@ -184,6 +185,9 @@ var _ store.Tx = (*tx)(nil)
 // Append implements store.Tx.
 func (t *tx) Append(e *eventlog.Event) error {
 	e.Seq = t.db.nextSeq
+	if len(e.Data) == 0 {
+		e.Data = json.RawMessage("null")
+	}
 	if _, err := t.db.exec(`INSERT INTO _mantle_events (seq, type, collection, subject, time, actor, data) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		e.Seq, e.Type, e.Collection, e.Subject, formatTime(e.Time), e.Actor, []byte(e.Data)); err != nil {
 		return fmt.Errorf("append event: %w", err)
