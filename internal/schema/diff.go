@@ -31,12 +31,18 @@ type Step struct {
 	Destructive bool   // loses data: needs --allow-destructive
 }
 
-// String renders the step for `mantle plan`.
+// String renders the step for `mantle plan`: "+" adds, "~" changes, "-"
+// removes without losing data, "!" loses data.
 func (s Step) String() string {
 	var b strings.Builder
-	if s.Destructive {
+	switch {
+	case s.Destructive:
 		b.WriteString("! ")
-	} else {
+	case s.Kind == DropIndex:
+		b.WriteString("- ")
+	case s.Kind == AlterField || s.Kind == UpdateRules:
+		b.WriteString("~ ")
+	default:
 		b.WriteString("+ ")
 	}
 	switch s.Kind {

@@ -423,7 +423,12 @@ func testMigrate(t *testing.T, s store.Store) {
 		t.Errorf("applied schema not recorded: %+v", applied)
 	}
 	// A unique index over duplicate values fails clearly and changes nothing.
-	insert(t, s, tc, func() *schema.Record { r := record("m3", "m3", 0); delete(r.Data, "n"); r.Data["extra"] = "e"; return r }())
+	insert(t, s, tc, func() *schema.Record {
+		r := record("m3", "m3", 0)
+		delete(r.Data, "n")
+		r.Data["extra"] = "e"
+		return r
+	}())
 	dup := &schema.Schema{Name: next.Name, Collections: next.Collections}
 	withIdx := *tc
 	withIdx.Indexes = append(append([]schema.Index{}, tc.Indexes...), schema.Index{Fields: []string{"extra"}, Unique: true})
