@@ -112,3 +112,12 @@ func TestAdminWritesRecordActor(t *testing.T) {
 		t.Errorf("admin write has no actor: %s", r.Body)
 	}
 }
+
+func TestMeta(t *testing.T) {
+	s := apptest.Start(t, blog)
+	s.Run(t, []apptest.Scenario{
+		{Name: "health", Method: "GET", Path: "/api/health", Status: 200, Contains: []string{`{"status":"ok"}`}},
+		{Name: "schema", Method: "GET", Path: "/api/schema", Status: 200, Contains: []string{`"name":"posts"`, `"name":"users"`}},
+		{Name: "openapi", Method: "GET", Path: "/api/openapi.json", Status: 200, Contains: []string{`"openapi": "3.1.0"`, `"/api/collections/posts/records/{id}"`}},
+	})
+}
