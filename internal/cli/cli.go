@@ -25,7 +25,7 @@ func commands() []command {
 		{"plan", "print the steps that bring the database to the project files", planCmd},
 		{"apply", "run those steps (destructive ones need --allow-destructive)", apply},
 		{"replay", "rebuild a data folder from its event log alone", replayCmd},
-		{"bench", "load a running server and report requests/s and latency", bench},
+		{"bench", "load a running server and report requests/s and latency", benchCmd},
 	}
 }
 

@@ -37,6 +37,7 @@ func (h *handler) batch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	setSeq(w, res)
 	b := []byte(`{"results":[`)
 	for i, x := range res {
 		if i > 0 {

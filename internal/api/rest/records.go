@@ -35,6 +35,7 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) error {
 	}
 	rec := res[0].Record
 	w.Header().Set("Location", recordPath(res[0].Collection.Name, rec.ID))
+	setSeq(w, res)
 	return h.writeRecord(w, http.StatusCreated, res[0].Collection, rec)
 }
 
@@ -89,6 +90,7 @@ func (h *handler) update(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	setSeq(w, res)
 	return h.writeRecord(w, http.StatusOK, res[0].Collection, res[0].Record)
 }
 
@@ -97,11 +99,12 @@ func (h *handler) delete(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	_, err = h.Engine.Write(r.Context(), []engine.Op{{Kind: engine.Delete, Collection: r.PathValue("c"),
+	res, err := h.Engine.Write(r.Context(), []engine.Op{{Kind: engine.Delete, Collection: r.PathValue("c"),
 		ID: r.PathValue("id"), IfMatch: version}})
 	if err != nil {
 		return err
 	}
+	setSeq(w, res)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -139,4 +142,12 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
 	}
 	b = append(b, '}')
 	return writeJSON(w, http.StatusOK, b)
+}
+
+// setSeq sets Mantle-Seq to the sequence of the write's last event, so a
+// client can resume a stream or read its own write from that point.
+func setSeq(w http.ResponseWriter, res []engine.Result) {
+	if len(res) > 0 {
+		w.Header().Set("Mantle-Seq", strconv.FormatInt(res[len(res)-1].Seq, 10))
+	}
 }
