@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -35,6 +36,7 @@ func Baseline(bodyBytes int) http.Handler {
 			w.Write(one)
 			return
 		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(page)))
 		w.Write(page)
 	})
 	mux.HandleFunc("/api/collections/{c}/records/{id}", func(w http.ResponseWriter, r *http.Request) {

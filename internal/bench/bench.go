@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -77,7 +78,8 @@ func (o *Options) defaults() {
 type runner struct {
 	o      Options
 	client *http.Client
-	base   string
+	base   string // URL of the collection's records
+	path   string // the same, without scheme and host
 	ids    []string
 	seq    atomic.Int64
 	body   string
@@ -94,6 +96,11 @@ func Run(ctx context.Context, o Options) ([]*Result, error) {
 	r := &runner{o: o, client: &http.Client{Transport: tr, Timeout: 30 * time.Second},
 		base: strings.TrimRight(o.URL, "/") + "/api/collections/" + o.Collection + "/records",
 		body: strings.Repeat("x", o.BodyBytes), run: fmt.Sprintf("%x", rand.Uint32())}
+	u, err := url.Parse(r.base)
+	if err != nil {
+		return nil, err
+	}
+	r.path = u.Path
 	defer tr.CloseIdleConnections()
 	if err := r.preload(ctx); err != nil {
 		return nil, err
@@ -194,7 +201,7 @@ func (r *runner) preload(ctx context.Context) error {
 
 // one issues a single request of a workload and reports whether it
 // succeeded.
-func (r *runner) one(ctx context.Context, w string) bool {
+func (r *runner) one(c *conn, w string) bool {
 	if w == "mixed" {
 		switch x := rand.IntN(10); {
 		case x < 6:
@@ -209,12 +216,12 @@ func (r *runner) one(ctx context.Context, w string) bool {
 	var err error
 	switch w {
 	case "create":
-		status, _, err = r.do(ctx, "POST", r.base, r.newRecord())
+		status, _, err = c.do("POST", r.path, r.newRecord())
 		return err == nil && status == 201
 	case "get":
-		status, _, err = r.do(ctx, "GET", r.base+"/"+r.ids[rand.IntN(len(r.ids))], nil)
+		status, _, err = c.do("GET", r.path+"/"+r.ids[rand.IntN(len(r.ids))], nil)
 	case "list":
-		status, _, err = r.do(ctx, "GET", fmt.Sprintf("%s?filter=views+%%3E+%d&sort=-views&limit=20", r.base, rand.IntN(10000)), nil)
+		status, _, err = c.do("GET", fmt.Sprintf("%s?filter=views+%%3E+%d&sort=-views&limit=20", r.path, rand.IntN(10000)), nil)
 	}
 	return err == nil && status == 200
 }
@@ -248,9 +255,15 @@ func (r *runner) loop(ctx context.Context, w string, res *Result) [][]time.Durat
 		go func(c int) {
 			defer wg.Done()
 			lat := make([]time.Duration, 0, 1<<14)
+			cn, err := newConn(r.o.URL, r.o.Token)
+			if err != nil {
+				errs.Add(1)
+				return
+			}
+			defer cn.close()
 			for ctx.Err() == nil {
 				t0 := time.Now()
-				ok := r.one(ctx, w)
+				ok := r.one(cn, w)
 				if ctx.Err() != nil {
 					break // the deadline cut this request short: not a result
 				}

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/http/pprof"
+	"os"
 
 	"github.com/mantlehq/mantle/internal/app"
 	"github.com/mantlehq/mantle/internal/config"
@@ -29,6 +32,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if addr := os.Getenv("MANTLE_PPROF_ADDR"); addr != "" {
+		// Profiling for operators: net/http/pprof on a separate, local address.
+		go http.ListenAndServe(addr, pprofMux())
+	}
 	fmt.Fprintf(stdout, "Mantle is serving %s on http://%s (data in %s)\n", a.Engine.Schema().Name, ln.Addr(), cfg.Data)
 	return a.Serve(ctx, ln)
+}
+
+func pprofMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }

@@ -3,6 +3,7 @@ package query
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/cel-go/cel"
@@ -35,7 +36,18 @@ var identHas = parser.NewGlobalMacro(operators.Has, 1,
 type Compiler struct {
 	coll *schema.Collection
 	env  *cel.Env
+
+	mu    sync.Mutex
+	cache map[string]compiled // recent filters; cleared when full
 }
+
+type compiled struct {
+	expr Expr
+	err  error
+}
+
+// cacheSize bounds the compiled-filter cache of one collection.
+const cacheSize = 4096
 
 // NewCompiler returns a compiler for filters over the fields of c.
 func NewCompiler(c *schema.Collection) (*Compiler, error) {
@@ -56,7 +68,7 @@ func NewCompiler(c *schema.Collection) (*Compiler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("filter environment for %s: %w", c.Name, err)
 	}
-	return &Compiler{coll: c, env: env}, nil
+	return &Compiler{coll: c, env: env, cache: map[string]compiled{}}, nil
 }
 
 func invalidFilter(format string, args ...any) *mantle.Error {
@@ -72,6 +84,23 @@ func (c *Compiler) Compile(src string) (Expr, error) {
 	if len(src) > MaxFilterLength {
 		return nil, invalidFilter("longer than %d bytes", MaxFilterLength)
 	}
+	c.mu.Lock()
+	hit, ok := c.cache[src]
+	c.mu.Unlock()
+	if ok {
+		return hit.expr, hit.err
+	}
+	e, err := c.compile(src)
+	c.mu.Lock()
+	if len(c.cache) >= cacheSize {
+		clear(c.cache)
+	}
+	c.cache[src] = compiled{e, err}
+	c.mu.Unlock()
+	return e, err
+}
+
+func (c *Compiler) compile(src string) (Expr, error) {
 	checked, iss := c.env.Compile(src)
 	if iss != nil && iss.Err() != nil {
 		return nil, invalidFilter("%s", strings.TrimSpace(iss.Err().Error()))

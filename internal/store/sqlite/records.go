@@ -31,8 +31,11 @@ func (t *tx) Exists(c *schema.Collection, id string) (bool, error) {
 // Insert implements store.Tx.
 func (t *tx) Insert(c *schema.Collection, r *schema.Record) error {
 	q := `INSERT INTO ` + quote(c.Name) + ` (` + columns(c) + `) VALUES (?` + strings.Repeat(", ?", 3+len(c.Fields)) + `)`
-	_, err := t.db.exec(q, rowArgs(c, r)...)
-	return translate(c, wrap("insert into "+c.Name, err))
+	if _, err := t.db.exec(q, rowArgs(c, r)...); err != nil {
+		return translate(c, wrap("insert into "+c.Name, err))
+	}
+	t.changes = append(t.changes, change{c.Name, r.ID, r})
+	return nil
 }
 
 // Update implements store.Tx.
@@ -52,6 +55,7 @@ func (t *tx) Update(c *schema.Collection, r *schema.Record) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return notFound(c, r.ID)
 	}
+	t.changes = append(t.changes, change{c.Name, r.ID, r})
 	return nil
 }
 
@@ -64,11 +68,17 @@ func (t *tx) Delete(c *schema.Collection, id string) error {
 	if n, _ := res.RowsAffected(); n == 0 {
 		return notFound(c, id)
 	}
+	t.changes = append(t.changes, change{c.Name, id, nil})
 	return nil
 }
 
-// Get implements store.Store.
+// Get implements store.Store. Records come from the record cache when
+// they are there; the returned record must not be changed.
 func (db *DB) Get(ctx context.Context, c *schema.Collection, id string) (*schema.Record, error) {
+	cached, gen, ok := db.cache.get(c.Name, id)
+	if ok {
+		return cached, nil
+	}
 	s, err := db.readStmt(ctx, `SELECT `+columns(c)+` FROM `+quote(c.Name)+` WHERE id = ?`)
 	if err != nil {
 		return nil, wrap("get "+c.Name, err)
@@ -77,7 +87,11 @@ func (db *DB) Get(ctx context.Context, c *schema.Collection, id string) (*schema
 	if errors.Is(err, errNoRows) {
 		return nil, notFound(c, id)
 	}
-	return r, wrap("get "+c.Name, err)
+	if err != nil {
+		return nil, wrap("get "+c.Name, err)
+	}
+	db.cache.fill(gen, c.Name, r)
+	return r, nil
 }
 
 // GetMany implements store.Store.

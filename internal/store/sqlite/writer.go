@@ -103,10 +103,10 @@ func (db *DB) run(batch []*writeReq) {
 			db.abort(batch, startSeq, fmt.Errorf("savepoint: %w", err))
 			return
 		}
-		seq, nev := db.nextSeq, len(tx.events)
+		seq, nev, nch := db.nextSeq, len(tx.events), len(tx.changes)
 		req.err = call(req.fn, tx)
 		if req.err != nil {
-			db.nextSeq, tx.events = seq, tx.events[:nev]
+			db.nextSeq, tx.events, tx.changes = seq, tx.events[:nev], tx.changes[:nch]
 			if _, err := db.exec("ROLLBACK TO w"); err != nil {
 				db.abort(batch, startSeq, fmt.Errorf("rollback to savepoint: %w", err))
 				return
@@ -121,11 +121,14 @@ func (db *DB) run(batch []*writeReq) {
 		db.abort(batch, startSeq, fmt.Errorf("commit: %w", err))
 		return
 	}
-	if db.opts.OnCommit != nil && len(tx.events) > 0 {
-		db.opts.OnCommit(tx.events)
-	}
 	if tx.migrated {
 		db.resetStatements()
+		db.cache.reset()
+	} else {
+		db.cache.apply(tx.changes)
+	}
+	if db.opts.OnCommit != nil && len(tx.events) > 0 {
+		db.opts.OnCommit(tx.events)
 	}
 	for _, req := range batch {
 		req.done <- req.err
@@ -177,6 +180,7 @@ func (db *DB) resetStatements() {
 type tx struct {
 	db       *DB
 	events   []*eventlog.Event
+	changes  []change // for the record cache, applied after commit
 	migrated bool
 }
 

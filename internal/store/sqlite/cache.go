@@ -1,0 +1,96 @@
+package sqlite
+
+import (
+	"sync"
+
+	"github.com/mantlehq/mantle/internal/schema"
+)
+
+// recordCache keeps recently read and written records so that a get by id
+// skips SQLite. The writer updates it after each commit, in commit order;
+// readers fill it only when no commit happened during their read, so a
+// slow reader never puts back a version older than one a writer stored.
+// Records in the cache are shared and must not be changed.
+type recordCache struct {
+	mu  sync.Mutex
+	gen uint64 // bumped after every commit that changed records
+	max int
+	m   map[cacheKey]*schema.Record
+}
+
+type cacheKey struct{ coll, id string }
+
+// change is one committed change to a record; r is nil for a delete.
+type change struct {
+	coll, id string
+	r        *schema.Record
+}
+
+func newRecordCache(max int) *recordCache {
+	if max <= 0 {
+		return nil
+	}
+	return &recordCache{max: max, m: make(map[cacheKey]*schema.Record)}
+}
+
+func (c *recordCache) get(coll, id string) (*schema.Record, uint64, bool) {
+	if c == nil {
+		return nil, 0, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.m[cacheKey{coll, id}]
+	return r, c.gen, ok
+}
+
+// fill stores a record read from the database at generation gen, unless a
+// commit happened since.
+func (c *recordCache) fill(gen uint64, coll string, r *schema.Record) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	if c.gen == gen {
+		c.put(cacheKey{coll, r.ID}, r)
+	}
+	c.mu.Unlock()
+}
+
+func (c *recordCache) put(k cacheKey, r *schema.Record) {
+	if _, ok := c.m[k]; !ok && len(c.m) >= c.max {
+		for old := range c.m { // evict an arbitrary entry
+			delete(c.m, old)
+			break
+		}
+	}
+	c.m[k] = r
+}
+
+// apply records the changes of a commit.
+func (c *recordCache) apply(changes []change) {
+	if c == nil || len(changes) == 0 {
+		return
+	}
+	c.mu.Lock()
+	c.gen++
+	for _, ch := range changes {
+		k := cacheKey{ch.coll, ch.id}
+		if ch.r == nil {
+			delete(c.m, k)
+		} else {
+			c.put(k, ch.r)
+		}
+	}
+	c.mu.Unlock()
+}
+
+// reset empties the cache, after a schema change.
+func (c *recordCache) reset() {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.gen++
+	clear(c.m)
+	c.mu.Unlock()
+}
