@@ -34,14 +34,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if addr := os.Getenv("MANTLE_PPROF_ADDR"); addr != "" {
 		// Profiling for operators: net/http/pprof on a separate, local address.
-		go http.ListenAndServe(addr, pprofMux())
+		go http.ListenAndServe(addr, pprofMux(a))
 	}
 	fmt.Fprintf(stdout, "Mantle is serving %s on http://%s (data in %s)\n", a.Engine.Schema().Name, ln.Addr(), cfg.Data)
 	return a.Serve(ctx, ln)
 }
 
-func pprofMux() *http.ServeMux {
+func pprofMux(a *app.App) *http.ServeMux {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/writer", func(w http.ResponseWriter, r *http.Request) {
+		s := a.Store.Stats()
+		fmt.Fprintf(w, "batches %d writes %d busy %s\n", s.Batches, s.Writes, s.Busy)
+	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)

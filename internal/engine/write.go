@@ -44,6 +44,9 @@ type prepared struct {
 	op   Op
 	coll *schema.Collection
 	data map[string]any
+	// create only, built outside the transaction so the writer does less:
+	rec       *schema.Record
+	eventData []byte
 }
 
 // Write runs ops atomically: all of them commit, with their events, or none
@@ -129,6 +132,13 @@ func (e *Engine) prepare(id mantle.Identity, op Op, pfx string) (prepared, error
 		if err := e.auth.Allow(id, c, schema.OpCreate, nil, p.data); err != nil {
 			return p, err
 		}
+		now := e.now()
+		p.rec = &schema.Record{ID: mantle.NewID(), CreatedAt: now, UpdatedAt: now, Version: 1, Data: p.data}
+		if given, ok := p.data[schema.ColID].(string); ok {
+			p.rec.ID = given
+			delete(p.data, schema.ColID)
+		}
+		p.eventData = eventlog.NewRecordData(c.MarshalRecord(p.rec), nil, nil)
 	case Update:
 		if !mantle.ValidID(op.ID) {
 			return p, notFound(c, op.ID)
@@ -158,20 +168,15 @@ func (e *Engine) apply(tx store.Tx, id mantle.Identity, p prepared, pfx string) 
 	ev := &eventlog.Event{Collection: c.Name, Time: now, Actor: id.ID}
 	switch p.op.Kind {
 	case Create:
-		r := &schema.Record{ID: mantle.NewID(), CreatedAt: now, UpdatedAt: now, Version: 1, Data: p.data}
-		if given, ok := p.data[schema.ColID].(string); ok {
-			r.ID = given
-			delete(p.data, schema.ColID)
-		}
 		if err := checkRelations(tx, e.Schema(), c, p.data, pfx); err != nil {
 			return res, err
 		}
-		if err := tx.Insert(c, r); err != nil {
+		if err := tx.Insert(c, p.rec); err != nil {
 			return res, err
 		}
-		ev.Type, ev.Subject = eventlog.RecordCreated, r.ID
-		ev.Data = eventlog.NewRecordData(c.MarshalRecord(r), nil, nil)
-		res.Record = r
+		ev.Time = p.rec.CreatedAt
+		ev.Type, ev.Subject, ev.Data = eventlog.RecordCreated, p.rec.ID, p.eventData
+		res.Record = p.rec
 	case Update:
 		cur, err := e.current(tx, id, c, p.op, schema.OpUpdate, p.data)
 		if err != nil {

@@ -18,10 +18,13 @@ type Store interface {
 	// Schema returns the applied schema, or nil when none was applied.
 	Schema(ctx context.Context) (*schema.Schema, error)
 	// Write runs fn in a transaction shared with other concurrent writes
-	// (group commit), inside its own savepoint: if fn returns an error,
-	// only its own changes are undone and the error is returned. Write
-	// returns nil only after the transaction is durable. Events appended
-	// in fn are handed to the commit hook after the commit.
+	// (group commit), isolated from them: if fn returns an error, only its
+	// own changes are undone and the error is returned. Write returns nil
+	// only after the transaction is durable. Events appended in fn are
+	// handed to the commit hook after the commit. fn may be run more than
+	// once (when a neighbour in its batch fails, the batch is run again),
+	// so it must not change anything outside the transaction except to
+	// overwrite its own results.
 	Write(ctx context.Context, fn func(Tx) error) error
 	// Get returns a record, or not_found.
 	Get(ctx context.Context, c *schema.Collection, id string) (*schema.Record, error)

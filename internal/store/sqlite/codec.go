@@ -30,6 +30,34 @@ func columns(c *schema.Collection) string {
 	return b.String()
 }
 
+// tableSQL holds the statements of one collection's table, built once per
+// applied schema.
+type tableSQL struct {
+	cols, get, exists, insert, update, delete string
+}
+
+func (db *DB) sqlFor(c *schema.Collection) *tableSQL {
+	if t, ok := db.tables.Load(c); ok {
+		return t.(*tableSQL)
+	}
+	cols, t := columns(c), quote(c.Name)
+	var set strings.Builder
+	set.WriteString(`createdAt = ?, updatedAt = ?, version = ?`)
+	for _, f := range c.Fields {
+		set.WriteString(", " + quote(f.Name) + " = ?")
+	}
+	ts := &tableSQL{
+		cols:   cols,
+		get:    `SELECT ` + cols + ` FROM ` + t + ` WHERE id = ?`,
+		exists: `SELECT 1 FROM ` + t + ` WHERE id = ?`,
+		insert: `INSERT INTO ` + t + ` (` + cols + `) VALUES (?` + strings.Repeat(", ?", 3+len(c.Fields)) + `)`,
+		update: `UPDATE ` + t + ` SET ` + set.String() + ` WHERE id = ?`,
+		delete: `DELETE FROM ` + t + ` WHERE id = ?`,
+	}
+	db.tables.Store(c, ts)
+	return ts
+}
+
 // bind turns a normalised field value into a SQLite value.
 func bind(v any) any {
 	switch v := v.(type) {

@@ -10,7 +10,7 @@ import (
 
 // Get implements store.Tx.
 func (t *tx) Get(c *schema.Collection, id string) (*schema.Record, error) {
-	row := t.db.queryRow(`SELECT `+columns(c)+` FROM `+quote(c.Name)+` WHERE id = ?`, id)
+	row := t.db.queryRow(t.db.sqlFor(c).get, id)
 	r, err := newScanner(c).scan(row)
 	if errors.Is(err, errNoRows) {
 		return nil, notFound(c, id)
@@ -21,7 +21,7 @@ func (t *tx) Get(c *schema.Collection, id string) (*schema.Record, error) {
 // Exists implements store.Tx.
 func (t *tx) Exists(c *schema.Collection, id string) (bool, error) {
 	var n int
-	err := t.db.queryRow(`SELECT 1 FROM `+quote(c.Name)+` WHERE id = ?`, id).Scan(&n)
+	err := t.db.queryRow(t.db.sqlFor(c).exists, id).Scan(&n)
 	if errors.Is(err, errNoRows) {
 		return false, nil
 	}
@@ -30,8 +30,7 @@ func (t *tx) Exists(c *schema.Collection, id string) (bool, error) {
 
 // Insert implements store.Tx.
 func (t *tx) Insert(c *schema.Collection, r *schema.Record) error {
-	q := `INSERT INTO ` + quote(c.Name) + ` (` + columns(c) + `) VALUES (?` + strings.Repeat(", ?", 3+len(c.Fields)) + `)`
-	if _, err := t.db.exec(q, rowArgs(c, r)...); err != nil {
+	if _, err := t.db.exec(t.db.sqlFor(c).insert, rowArgs(c, r)...); err != nil {
 		return translate(c, wrap("insert into "+c.Name, err))
 	}
 	t.changes = append(t.changes, change{c.Name, r.ID, r})
@@ -40,15 +39,9 @@ func (t *tx) Insert(c *schema.Collection, r *schema.Record) error {
 
 // Update implements store.Tx.
 func (t *tx) Update(c *schema.Collection, r *schema.Record) error {
-	var b strings.Builder
-	b.WriteString(`UPDATE ` + quote(c.Name) + ` SET createdAt = ?, updatedAt = ?, version = ?`)
-	for _, f := range c.Fields {
-		b.WriteString(", " + quote(f.Name) + " = ?")
-	}
-	b.WriteString(` WHERE id = ?`)
 	args := rowArgs(c, r)
 	args = append(args[1:], r.ID)
-	res, err := t.db.exec(b.String(), args...)
+	res, err := t.db.exec(t.db.sqlFor(c).update, args...)
 	if err != nil {
 		return translate(c, wrap("update "+c.Name, err))
 	}
@@ -61,7 +54,7 @@ func (t *tx) Update(c *schema.Collection, r *schema.Record) error {
 
 // Delete implements store.Tx.
 func (t *tx) Delete(c *schema.Collection, id string) error {
-	res, err := t.db.exec(`DELETE FROM `+quote(c.Name)+` WHERE id = ?`, id)
+	res, err := t.db.exec(t.db.sqlFor(c).delete, id)
 	if err != nil {
 		return wrap("delete from "+c.Name, err)
 	}
@@ -79,7 +72,7 @@ func (db *DB) Get(ctx context.Context, c *schema.Collection, id string) (*schema
 	if ok {
 		return cached, nil
 	}
-	s, err := db.readStmt(ctx, `SELECT `+columns(c)+` FROM `+quote(c.Name)+` WHERE id = ?`)
+	s, err := db.readStmt(ctx, db.sqlFor(c).get)
 	if err != nil {
 		return nil, wrap("get "+c.Name, err)
 	}

@@ -56,11 +56,15 @@ type DB struct {
 
 	wstmts map[string]*sql.Stmt // writer statements, used only by the writer goroutine
 	rstmts sync.Map             // reader statements by SQL text
+	tables sync.Map             // *schema.Collection -> *tableSQL
 
 	cache   *recordCache
+	stats   writerStats
 	queue   chan *writeReq
 	stop    chan struct{}
 	done    chan struct{}
+	ckWake  chan struct{} // a commit happened
+	ckDone  chan struct{}
 	closeMu sync.Once
 	nextSeq int64 // owned by the writer goroutine
 }
@@ -89,13 +93,22 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 	}
 	db := &DB{path: filepath.Join(dir, FileName), opts: opts, unlock: unlock,
 		wstmts: map[string]*sql.Stmt{}, cache: newRecordCache(opts.CacheRecords), queue: make(chan *writeReq, 1024),
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}),
+		ckWake: make(chan struct{}, 1), ckDone: make(chan struct{})}
 	if err := db.open(ctx); err != nil {
 		db.closeConns()
 		unlock()
 		return nil, err
 	}
+	cdb, err := driver.Open(dsn(db.path, "busy_timeout(10000)"))
+	if err != nil {
+		db.closeConns()
+		unlock()
+		return nil, err
+	}
+	cdb.SetMaxOpenConns(1)
 	go db.writer()
+	go db.checkpointer(cdb)
 	return db, nil
 }
 
@@ -110,7 +123,8 @@ func dsn(path string, pragmas ...string) string {
 func (db *DB) open(ctx context.Context) error {
 	var err error
 	db.wdb, err = driver.Open(dsn(db.path,
-		"busy_timeout(10000)", "journal_mode(wal)", "synchronous(full)", "foreign_keys(0)"), stablePlans)
+		"busy_timeout(10000)", "journal_mode(wal)", "synchronous(full)", "foreign_keys(0)",
+		fmt.Sprintf("wal_autocheckpoint(%d)", backstopPages)), stablePlans)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", db.path, err)
 	}
@@ -191,6 +205,7 @@ func (db *DB) Close() error {
 	db.closeMu.Do(func() {
 		close(db.stop)
 		<-db.done
+		<-db.ckDone
 		db.closeConns()
 		db.unlock()
 	})

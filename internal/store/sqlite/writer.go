@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"runtime/debug"
+	"time"
 
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/store"
@@ -63,7 +65,9 @@ func (db *DB) writer() {
 				break drain
 			}
 		}
+		t0 := time.Now()
 		db.run(batch)
+		db.stats.record(len(batch), time.Since(t0))
 	}
 }
 
@@ -91,7 +95,45 @@ func (db *DB) queryRow(q string, args ...any) *sql.Row {
 	return s.QueryRow(args...)
 }
 
+// run commits a batch. It first runs every write without savepoints, the
+// cheap path; if one fails, it rolls back and runs the batch again with a
+// savepoint around each write, so the failure is undone alone.
 func (db *DB) run(batch []*writeReq) {
+	if db.runFast(batch) {
+		return
+	}
+	db.runSafe(batch)
+}
+
+// runFast runs the batch in one transaction without savepoints and
+// reports whether it is done. A lone write that fails is done: its
+// transaction is rolled back and its error returned.
+func (db *DB) runFast(batch []*writeReq) bool {
+	startSeq := db.nextSeq
+	tx := &tx{db: db}
+	if _, err := db.exec("BEGIN IMMEDIATE"); err != nil {
+		db.fail(batch, fmt.Errorf("begin: %w", err))
+		return true
+	}
+	for _, req := range batch {
+		if req.err = call(req.fn, tx); req.err != nil {
+			db.wconn.ExecContext(context.Background(), "ROLLBACK")
+			db.nextSeq = startSeq
+			if len(batch) == 1 {
+				req.done <- req.err
+				return true
+			}
+			for _, r := range batch {
+				r.err = nil
+			}
+			return false
+		}
+	}
+	db.commit(batch, tx, startSeq)
+	return true
+}
+
+func (db *DB) runSafe(batch []*writeReq) {
 	startSeq := db.nextSeq
 	tx := &tx{db: db}
 	if _, err := db.exec("BEGIN IMMEDIATE"); err != nil {
@@ -117,10 +159,17 @@ func (db *DB) run(batch []*writeReq) {
 			return
 		}
 	}
+	db.commit(batch, tx, startSeq)
+}
+
+// commit commits the transaction, updates the record cache, hands the
+// events to the commit hook and answers every write of the batch.
+func (db *DB) commit(batch []*writeReq, tx *tx, startSeq int64) {
 	if _, err := db.exec("COMMIT"); err != nil {
 		db.abort(batch, startSeq, fmt.Errorf("commit: %w", err))
 		return
 	}
+	db.wakeCheckpointer()
 	if tx.migrated {
 		db.resetStatements()
 		db.cache.reset()
@@ -169,6 +218,7 @@ func (db *DB) resetStatements() {
 		s.Close()
 		delete(db.wstmts, q)
 	}
+	db.tables.Clear()
 	db.rstmts.Range(func(k, v any) bool {
 		db.rstmts.Delete(k)
 		v.(*sql.Stmt).Close()
@@ -199,4 +249,31 @@ func (t *tx) Append(e *eventlog.Event) error {
 	t.db.nextSeq++
 	t.events = append(t.events, e)
 	return nil
+}
+
+// WriterStats describes the group commit writer's work so far.
+type WriterStats struct {
+	Batches int64         // transactions committed or failed
+	Writes  int64         // writes in them
+	Busy    time.Duration // time spent running batches
+}
+
+type writerStats struct {
+	mu sync.Mutex
+	s  WriterStats
+}
+
+func (w *writerStats) record(n int, d time.Duration) {
+	w.mu.Lock()
+	w.s.Batches++
+	w.s.Writes += int64(n)
+	w.s.Busy += d
+	w.mu.Unlock()
+}
+
+// Stats returns the writer's counters.
+func (db *DB) Stats() WriterStats {
+	db.stats.mu.Lock()
+	defer db.stats.mu.Unlock()
+	return db.stats.s
 }
