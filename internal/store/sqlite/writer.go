@@ -5,8 +5,8 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"sync"
 	"runtime/debug"
+	"sync"
 	"time"
 
 	"github.com/mantlehq/mantle/internal/eventlog"
