@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime/debug"
 
 	"github.com/mantlehq/mantle/internal/app"
 	"github.com/mantlehq/mantle/internal/config"
@@ -20,6 +21,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return flagErr(err)
 	}
 	log := newLogger(stderr, cfg.LogLevel)
+	if os.Getenv("GOGC") == "" {
+		// The server keeps little live data; collecting less often trades
+		// a little memory for less CPU on every request.
+		debug.SetGCPercent(400)
+	}
 	a, err := app.Open(ctx, cfg, log)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package query
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -38,13 +39,16 @@ type Compiler struct {
 	env  *cel.Env
 
 	mu    sync.Mutex
-	cache map[string]compiled // recent filters; cleared when full
+	cache map[string]compiled // checked templates; cleared when full
 }
 
 type compiled struct {
-	expr Expr
-	err  error
+	ast *ast.AST
+	err error
 }
+
+// maxParams is how many literals a template may take out of a filter.
+const maxParams = 128
 
 // cacheSize bounds the compiled-filter cache of one collection.
 const cacheSize = 4096
@@ -63,6 +67,9 @@ func NewCompiler(c *schema.Collection) (*Compiler, error) {
 	}
 	for _, f := range c.Fields {
 		opts = append(opts, cel.Variable(f.Name, cel.DynType))
+	}
+	for i := 0; i < maxParams; i++ {
+		opts = append(opts, cel.Variable("__p"+strconv.Itoa(i), cel.DynType))
 	}
 	env, err := cel.NewEnv(opts...)
 	if err != nil {
@@ -84,36 +91,73 @@ func (c *Compiler) Compile(src string) (Expr, error) {
 	if len(src) > MaxFilterLength {
 		return nil, invalidFilter("longer than %d bytes", MaxFilterLength)
 	}
-	c.mu.Lock()
-	hit, ok := c.cache[src]
-	c.mu.Unlock()
-	if ok {
-		return hit.expr, hit.err
+	tmpl, params := normalize(src)
+	if len(params) > maxParams {
+		tmpl, params = src, nil
 	}
-	e, err := c.compile(src)
-	c.mu.Lock()
-	if len(c.cache) >= cacheSize {
-		clear(c.cache)
+	if a, err := c.check(tmpl); err == nil {
+		if e, err := (&lowering{c, params}).expr(a.Expr()); err == nil {
+			return Simplify(e), nil
+		} else if params == nil {
+			return nil, err
+		}
+	} else if params == nil {
+		return nil, err
 	}
-	c.cache[src] = compiled{e, err}
-	c.mu.Unlock()
-	return e, err
+	// The template failed: compile the filter as written, for an error
+	// that quotes the user's own text.
+	return c.compileDirect(src)
 }
 
-func (c *Compiler) compile(src string) (Expr, error) {
-	checked, iss := c.env.Compile(src)
-	if iss != nil && iss.Err() != nil {
-		return nil, invalidFilter("%s", strings.TrimSpace(iss.Err().Error()))
+// compileDirect compiles without templates; tests compare it with Compile.
+func (c *Compiler) compileDirect(src string) (Expr, error) {
+	if strings.TrimSpace(src) == "" {
+		return Const{true}, nil
 	}
-	e, err := c.expr(checked.NativeRep().Expr())
+	a, err := c.check(src)
+	if err != nil {
+		return nil, err
+	}
+	e, err := (&lowering{c, nil}).expr(a.Expr())
 	if err != nil {
 		return nil, err
 	}
 	return Simplify(e), nil
 }
 
+// check parses and type-checks a filter text, from the cache when it can.
+func (c *Compiler) check(src string) (*ast.AST, error) {
+	c.mu.Lock()
+	hit, ok := c.cache[src]
+	c.mu.Unlock()
+	if ok {
+		return hit.ast, hit.err
+	}
+	var res compiled
+	checked, iss := c.env.Compile(src)
+	if iss != nil && iss.Err() != nil {
+		res.err = invalidFilter("%s", strings.TrimSpace(iss.Err().Error()))
+	} else {
+		res.ast = checked.NativeRep()
+	}
+	c.mu.Lock()
+	if len(c.cache) >= cacheSize {
+		clear(c.cache)
+	}
+	c.cache[src] = res
+	c.mu.Unlock()
+	return res.ast, res.err
+}
+
+// lowering turns a checked CEL expression into an Expr, with the values of
+// a template's parameters.
+type lowering struct {
+	*Compiler
+	params []any
+}
+
 // expr compiles a boolean expression.
-func (c *Compiler) expr(e ast.Expr) (Expr, error) {
+func (c *lowering) expr(e ast.Expr) (Expr, error) {
 	switch e.Kind() {
 	case ast.LiteralKind:
 		if b, ok := e.AsLiteral().(types.Bool); ok {
@@ -135,7 +179,7 @@ func (c *Compiler) expr(e ast.Expr) (Expr, error) {
 	return nil, invalidFilter("unsupported expression")
 }
 
-func (c *Compiler) call(call ast.CallExpr) (Expr, error) {
+func (c *lowering) call(call ast.CallExpr) (Expr, error) {
 	args := call.Args()
 	switch fn := call.FunctionName(); fn {
 	case operators.LogicalAnd, operators.LogicalOr:
@@ -198,9 +242,9 @@ var opOf = map[string]string{
 // flipped is the operator with its sides swapped: 5 < x is x > 5.
 var flipped = map[string]string{Eq: Eq, Ne: Ne, Lt: Gt, Le: Ge, Gt: Lt, Ge: Le}
 
-func (c *Compiler) comparison(fn string, a, b ast.Expr) (Expr, error) {
+func (c *lowering) comparison(fn string, a, b ast.Expr) (Expr, error) {
 	op := opOf[fn]
-	if a.Kind() != ast.IdentKind && b.Kind() == ast.IdentKind {
+	if c.isConst(a) && !c.isConst(b) {
 		a, b, op = b, a, flipped[op]
 	}
 	col, err := c.columnExpr(a)
@@ -229,7 +273,7 @@ func (c *Compiler) comparison(fn string, a, b ast.Expr) (Expr, error) {
 	return Cmp{Col: col, Op: op, Value: v}, nil
 }
 
-func (c *Compiler) in(a, b ast.Expr) (Expr, error) {
+func (c *lowering) in(a, b ast.Expr) (Expr, error) {
 	col, err := c.columnExpr(a)
 	if err != nil {
 		return nil, err
@@ -264,14 +308,14 @@ func isNull(e ast.Expr) bool {
 	return ok
 }
 
-func (c *Compiler) columnExpr(e ast.Expr) (Column, error) {
+func (c *lowering) columnExpr(e ast.Expr) (Column, error) {
 	if e.Kind() != ast.IdentKind {
 		return Column{}, invalidFilter("one side of each comparison must be a field name and the other a constant")
 	}
 	return c.column(e.AsIdent())
 }
 
-func (c *Compiler) column(name string) (Column, error) {
+func (c *lowering) column(name string) (Column, error) {
 	col, ok := ColumnOf(c.coll, name)
 	if !ok {
 		return Column{}, invalidFilter("no field %q in collection %q", name, c.coll.Name)
@@ -281,13 +325,30 @@ func (c *Compiler) column(name string) (Column, error) {
 
 // constant reads a literal (or timestamp("...")) as a value for a column
 // of type t.
-func (c *Compiler) constant(e ast.Expr, t schema.FieldType) (any, error) {
+func (c *lowering) constant(e ast.Expr, t schema.FieldType) (any, error) {
+	if v, ok := c.paramOf(e); ok {
+		return c.constant(c.literalOf(v), t)
+	}
+	if e.Kind() == ast.CallKind && e.AsCall().FunctionName() == operators.Negate && len(e.AsCall().Args()) == 1 {
+		v, err := c.constant(e.AsCall().Args()[0], t)
+		if f, ok := v.(float64); ok && err == nil && t == schema.Number {
+			return -f, nil
+		}
+		return nil, invalidFilter("only numbers can be negated")
+	}
 	if e.Kind() == ast.CallKind && e.AsCall().FunctionName() == "timestamp" {
 		args := e.AsCall().Args()
-		if t != schema.Datetime || len(args) != 1 || args[0].Kind() != ast.LiteralKind {
+		if t != schema.Datetime || len(args) != 1 {
 			return nil, invalidFilter("timestamp(\"...\") compares with datetime fields only")
 		}
-		s, ok := args[0].AsLiteral().(types.String)
+		arg := args[0]
+		if v, ok := c.paramOf(arg); ok {
+			arg = c.literalOf(v)
+		}
+		if arg.Kind() != ast.LiteralKind {
+			return nil, invalidFilter("timestamp() takes an RFC 3339 string")
+		}
+		s, ok := arg.AsLiteral().(types.String)
 		if !ok {
 			return nil, invalidFilter("timestamp() takes an RFC 3339 string")
 		}
@@ -328,4 +389,43 @@ func (c *Compiler) constant(e ast.Expr, t schema.FieldType) (any, error) {
 		return nil, invalidFilter("compare datetime fields with timestamp(\"2024-01-01T00:00:00Z\")")
 	}
 	return nil, invalidFilter("the value %v does not match the field type %s", lit, t)
+}
+
+// paramOf returns the value of a template parameter.
+func (c *lowering) paramOf(e ast.Expr) (any, bool) {
+	if e.Kind() != ast.IdentKind {
+		return nil, false
+	}
+	return param(e.AsIdent(), c.params)
+}
+
+// literalOf wraps a parameter value as the literal it replaced.
+func (c *lowering) literalOf(v any) ast.Expr {
+	switch v := v.(type) {
+	case string:
+		return literalFactory.NewLiteral(0, types.String(v))
+	case float64:
+		if v == float64(int64(v)) {
+			return literalFactory.NewLiteral(0, types.Int(int64(v)))
+		}
+		return literalFactory.NewLiteral(0, types.Double(v))
+	}
+	return literalFactory.NewLiteral(0, types.NullValue)
+}
+
+var literalFactory = ast.NewExprFactory()
+
+// isConst reports whether e is a value rather than a field.
+func (c *lowering) isConst(e ast.Expr) bool {
+	switch e.Kind() {
+	case ast.LiteralKind, ast.ListKind:
+		return true
+	case ast.IdentKind:
+		_, ok := c.paramOf(e)
+		return ok
+	case ast.CallKind:
+		fn := e.AsCall().FunctionName()
+		return fn == "timestamp" || fn == operators.Negate
+	}
+	return false
 }

@@ -16,12 +16,12 @@ func (c *Collection) AppendJSON(b []byte, r *Record, only map[string]bool, expan
 	b = strconv.AppendQuote(b, r.ID)
 	if only == nil || only[ColCreatedAt] {
 		b = append(b, `,"createdAt":"`...)
-		b = r.CreatedAt.UTC().AppendFormat(b, TimeFormat)
+		b = appendTime(b, r.CreatedAt)
 		b = append(b, '"')
 	}
 	if only == nil || only[ColUpdatedAt] {
 		b = append(b, `,"updatedAt":"`...)
-		b = r.UpdatedAt.UTC().AppendFormat(b, TimeFormat)
+		b = appendTime(b, r.UpdatedAt)
 		b = append(b, '"')
 	}
 	if only == nil || only[ColVersion] {
@@ -57,7 +57,7 @@ func AppendValue(b []byte, v any) []byte {
 		return strconv.AppendBool(b, v)
 	case time.Time:
 		b = append(b, '"')
-		b = v.UTC().AppendFormat(b, TimeFormat)
+		b = appendTime(b, v)
 		return append(b, '"')
 	case json.RawMessage:
 		return append(b, v...)
@@ -84,8 +84,7 @@ func AppendNumber(b []byte, f float64) []byte {
 func appendString(b []byte, s string) []byte {
 	simple := true
 	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' || c >= 0x80 {
+		if !plain[s[i]] {
 			simple = false
 			break
 		}
@@ -103,3 +102,11 @@ func appendString(b []byte, s string) []byte {
 func (c *Collection) MarshalRecord(r *Record) json.RawMessage {
 	return c.AppendJSON(nil, r, nil, nil)
 }
+
+// plain marks the bytes a JSON string can hold as they are.
+var plain = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()

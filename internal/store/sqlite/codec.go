@@ -142,11 +142,8 @@ func text(v any) string {
 }
 
 func parseTime(s string) time.Time {
-	t, err := time.Parse(schema.TimeFormat, s)
-	if err != nil {
-		t, _ = time.Parse(time.RFC3339Nano, s)
-	}
-	return t.UTC()
+	t, _ := schema.ParseTime(s)
+	return t
 }
 
 func decodeValue(f *schema.Field, v any) any {
