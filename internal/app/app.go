@@ -86,9 +86,13 @@ func (a *App) ApplyProject(ctx context.Context) error {
 }
 
 // Handler returns the HTTP stack.
-func (a *App) Handler() http.Handler {
+func (a *App) Handler() http.Handler { return a.HandlerWith(0) }
+
+// HandlerWith returns the HTTP stack with an SSE heartbeat interval other
+// than the default 15s (tests use a short one).
+func (a *App) HandlerWith(heartbeat time.Duration) http.Handler {
 	api := rest.New(rest.Options{Engine: a.Engine, Hub: a.Hub, Log: a.Log,
-		AdminToken: a.Config.AdminToken, OpenAPI: openapi.Render})
+		AdminToken: a.Config.AdminToken, OpenAPI: openapi.Render, Heartbeat: heartbeat})
 	return gateway.Wrap(api, gateway.Options{Log: a.Log, MaxBodyBytes: a.Config.MaxBodyBytes})
 }
 

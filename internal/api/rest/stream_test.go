@@ -1,10 +1,12 @@
 package rest_test
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
@@ -135,5 +137,31 @@ func TestStreamHistoryFromStore(t *testing.T) {
 	s2.Do("POST", "/api/collections/posts/records", `{"title":"after"}`)
 	if ev := next(t, ch); ev.title != "after" {
 		t.Fatalf("live: %+v", ev)
+	}
+}
+
+// TestStreamHeartbeat checks that an idle stream sends comment lines.
+func TestStreamHeartbeat(t *testing.T) {
+	s := apptest.Start(t, blog)
+	hs := httptest.NewServer(s.App.HandlerWith(20 * time.Millisecond))
+	defer hs.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", hs.URL+"/api/events/stream?collections=posts", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	r := bufio.NewReader(resp.Body)
+	beats := 0
+	for beats < 2 {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream ended: %v", err)
+		}
+		if line == ": heartbeat\n" {
+			beats++
+		}
 	}
 }
