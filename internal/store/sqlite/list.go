@@ -7,6 +7,7 @@ import (
 	"github.com/mantlehq/mantle/internal/query"
 	"github.com/mantlehq/mantle/internal/schema"
 	"github.com/mantlehq/mantle/internal/store"
+	sqlite3 "github.com/ncruces/go-sqlite3"
 )
 
 // List implements store.Store with keyset pagination: the cursor becomes a
@@ -29,39 +30,26 @@ func (db *DB) List(ctx context.Context, c *schema.Collection, q *query.Query) (*
 	}
 	b.WriteString(` LIMIT ?`)
 	args := append(where.args, q.Limit+1)
-	s, err := db.readStmt(ctx, b.String())
-	if err != nil {
-		return nil, wrap("list "+c.Name, err)
-	}
-	rows, err := s.QueryContext(ctx, args...)
-	if err != nil {
-		return nil, wrap("list "+c.Name, err)
-	}
-	defer rows.Close()
 	page := &store.Page{Total: -1, Records: make([]*schema.Record, 0, q.Limit)}
-	sc := newScanner(c)
-	for rows.Next() {
+	err := db.raw.query(ctx, b.String(), args, func(s *sqlite3.Stmt) bool {
 		if len(page.Records) == q.Limit {
 			page.More = true
-			break
+			return false
 		}
-		r, err := sc.scan(rows)
-		if err != nil {
-			return nil, wrap("list "+c.Name, err)
-		}
-		page.Records = append(page.Records, r)
-	}
-	if err := rows.Err(); err != nil {
+		page.Records = append(page.Records, scanRaw(c, s))
+		return true
+	})
+	if err != nil {
 		return nil, wrap("list "+c.Name, err)
 	}
 	if q.Count {
 		var cnt render
 		cnt.expr(q.Filter)
-		s, err := db.readStmt(ctx, `SELECT count(*) FROM `+quote(c.Name)+` WHERE `+cnt.b.String())
+		err := db.raw.query(ctx, `SELECT count(*) FROM `+quote(c.Name)+` WHERE `+cnt.b.String(), cnt.args, func(s *sqlite3.Stmt) bool {
+			page.Total = s.ColumnInt64(0)
+			return false
+		})
 		if err != nil {
-			return nil, wrap("count "+c.Name, err)
-		}
-		if err := s.QueryRowContext(ctx, cnt.args...).Scan(&page.Total); err != nil {
 			return nil, wrap("count "+c.Name, err)
 		}
 	}

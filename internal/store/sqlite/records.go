@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mantlehq/mantle/internal/schema"
+	sqlite3 "github.com/ncruces/go-sqlite3"
 )
 
 // Get implements store.Tx.
@@ -72,16 +73,16 @@ func (db *DB) Get(ctx context.Context, c *schema.Collection, id string) (*schema
 	if ok {
 		return cached, nil
 	}
-	s, err := db.readStmt(ctx, db.sqlFor(c).get)
+	var r *schema.Record
+	err := db.raw.query(ctx, db.sqlFor(c).get, []any{id}, func(s *sqlite3.Stmt) bool {
+		r = scanRaw(c, s)
+		return false
+	})
 	if err != nil {
 		return nil, wrap("get "+c.Name, err)
 	}
-	r, err := newScanner(c).scan(s.QueryRowContext(ctx, id))
-	if errors.Is(err, errNoRows) {
+	if r == nil {
 		return nil, notFound(c, id)
-	}
-	if err != nil {
-		return nil, wrap("get "+c.Name, err)
 	}
 	db.cache.fill(gen, c.Name, r)
 	return r, nil

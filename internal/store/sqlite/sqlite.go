@@ -53,6 +53,7 @@ type DB struct {
 	wdb   *sql.DB // the one writer connection
 	wconn *sql.Conn
 	rdb   *sql.DB // readers
+	raw   *readPool // readers for the hot queries
 
 	wstmts map[string]*sql.Stmt // writer statements, used only by the writer goroutine
 	rstmts sync.Map             // reader statements by SQL text
@@ -147,6 +148,9 @@ func (db *DB) open(ctx context.Context) error {
 	}
 	db.rdb.SetMaxOpenConns(db.opts.Readers)
 	db.rdb.SetMaxIdleConns(db.opts.Readers)
+	if db.raw, err = openReadPool(db.path, db.opts.Readers); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -225,6 +229,9 @@ func (db *DB) closeConns() {
 	}
 	if db.rdb != nil {
 		db.rdb.Close()
+	}
+	if db.raw != nil {
+		db.raw.close()
 	}
 }
 

@@ -219,6 +219,7 @@ func (db *DB) resetStatements() {
 		delete(db.wstmts, q)
 	}
 	db.tables.Clear()
+	db.raw.resetAll()
 	db.rstmts.Range(func(k, v any) bool {
 		db.rstmts.Delete(k)
 		v.(*sql.Stmt).Close()
