@@ -52,7 +52,7 @@ type DB struct {
 
 	wdb   *sql.DB // the one writer connection
 	wconn *sql.Conn
-	rdb   *sql.DB // readers
+	rdb   *sql.DB   // readers
 	raw   *readPool // readers for the hot queries
 
 	wstmts map[string]*sql.Stmt // writer statements, used only by the writer goroutine
