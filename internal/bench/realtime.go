@@ -111,20 +111,24 @@ loop:
 		case <-deadline:
 			break loop
 		case <-tick.C:
-			n++
-			writes.Add(1)
-			go func(n int64) {
-				defer writes.Done()
-				body := []byte(fmt.Sprintf(`{"title":"%s%d","body":"%s","views":%d}`, prefix, n, r.body, n%10000))
-				sent.Store(n, time.Now())
-				status, _, err := r.do(ctx, "POST", r.base, body)
-				if err != nil || status != 201 {
-					nErr.Add(1)
-					return
-				}
-				acked.Store(n, true)
-				nAcked.Add(1)
-			}(n)
+			// Send what the rate calls for by now, so a late tick does not
+			// lower the rate.
+			due := int64(time.Since(start).Seconds() * float64(r.o.Rate))
+			for ; n < due; n++ {
+				writes.Add(1)
+				go func(n int64) {
+					defer writes.Done()
+					body := []byte(fmt.Sprintf(`{"title":"%s%d","body":"%s","views":%d}`, prefix, n, r.body, n%10000))
+					sent.Store(n, time.Now())
+					status, _, err := r.do(ctx, "POST", r.base, body)
+					if err != nil || status != 201 {
+						nErr.Add(1)
+						return
+					}
+					acked.Store(n, true)
+					nAcked.Add(1)
+				}(n + 1)
+			}
 		}
 	}
 	tick.Stop()
