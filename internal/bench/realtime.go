@@ -99,6 +99,16 @@ func (r *runner) realtime(ctx context.Context) (*Result, error) {
 	var acked sync.Map
 	var nAcked, nErr atomic.Int64
 	var writes sync.WaitGroup
+	// Writes go over a pool of lean keep-alive connections.
+	pool := make(chan *conn, 16)
+	for i := 0; i < cap(pool); i++ {
+		c, err := newConn(r.o.URL, r.o.Token)
+		if err != nil {
+			return nil, err
+		}
+		defer c.close()
+		pool <- c
+	}
 	tick := time.NewTicker(time.Second / time.Duration(r.o.Rate))
 	deadline := time.After(r.o.Duration)
 	start := time.Now()
@@ -119,8 +129,10 @@ loop:
 				go func(n int64) {
 					defer writes.Done()
 					body := []byte(fmt.Sprintf(`{"title":"%s%d","body":"%s","views":%d}`, prefix, n, r.body, n%10000))
+					c := <-pool
 					sent.Store(n, time.Now())
-					status, _, err := r.do(ctx, "POST", r.base, body)
+					status, _, err := c.do("POST", r.path, body)
+					pool <- c
 					if err != nil || status != 201 {
 						nErr.Add(1)
 						return

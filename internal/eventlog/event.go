@@ -29,6 +29,17 @@ type Event struct {
 	Time       time.Time
 	Actor      string          // the identity that caused it; empty when anonymous
 	Data       json.RawMessage // the CloudEvents data
+
+	encoded []byte // the CloudEvents JSON, set once by Hub.Publish
+}
+
+// JSON returns the event as CloudEvents JSON, rendered once when the event
+// was published, so a hundred subscribers do not encode it a hundred times.
+func (e *Event) JSON() []byte {
+	if e.encoded != nil {
+		return e.encoded
+	}
+	return e.AppendJSON(nil)
 }
 
 // Source is the CloudEvents source: /collections/NAME, or /schema.

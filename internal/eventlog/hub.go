@@ -30,6 +30,11 @@ func (h *Hub) Publish(evs []*Event) {
 	if len(evs) == 0 {
 		return
 	}
+	for _, e := range evs {
+		if e.encoded == nil {
+			e.encoded = e.AppendJSON(nil)
+		}
+	}
 	h.mu.Lock()
 	for _, e := range evs {
 		h.ring[e.Seq%int64(len(h.ring))] = e

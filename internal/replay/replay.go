@@ -99,8 +99,8 @@ func apply(tx store.Tx, s *schema.Schema, ev *eventlog.Event) (*schema.Schema, e
 		}
 	}
 	seq := ev.Seq
-	copy := *ev
-	if err := tx.Append(&copy); err != nil {
+	copy := &eventlog.Event{Type: ev.Type, Collection: ev.Collection, Subject: ev.Subject, Time: ev.Time, Actor: ev.Actor, Data: ev.Data}
+	if err := tx.Append(copy); err != nil {
 		return s, err
 	}
 	if copy.Seq != seq {

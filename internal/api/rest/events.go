@@ -77,7 +77,7 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) error {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = ev.AppendJSON(b)
+		b = append(b, ev.JSON()...)
 	}
 	b = append(b, `],"lastSeq":`...)
 	b = strconv.AppendInt(b, covered, 10)
@@ -211,7 +211,7 @@ func (h *handler) tail(ctx context.Context, w http.ResponseWriter, flusher http.
 			buf = append(buf, "\nevent: "...)
 			buf = append(buf, ev.Type...)
 			buf = append(buf, "\ndata: "...)
-			buf = ev.AppendJSON(buf)
+			buf = append(buf, ev.JSON()...)
 			buf = append(buf, "\n\n"...)
 		}
 		if len(buf) > 0 {
