@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"errors"
 	"strings"
 
 	"github.com/mantlehq/mantle/internal/schema"
@@ -11,22 +10,21 @@ import (
 
 // Get implements store.Tx.
 func (t *tx) Get(c *schema.Collection, id string) (*schema.Record, error) {
-	row := t.db.queryRow(t.db.sqlFor(c).get, id)
-	r, err := newScanner(c).scan(row)
-	if errors.Is(err, errNoRows) {
+	var r *schema.Record
+	found, err := t.db.queryRow(t.db.sqlFor(c).get, func(s *sqlite3.Stmt) { r = scanRaw(c, s) }, id)
+	if err != nil {
+		return nil, wrap("get "+c.Name, err)
+	}
+	if !found {
 		return nil, notFound(c, id)
 	}
-	return r, wrap("get "+c.Name, err)
+	return r, nil
 }
 
 // Exists implements store.Tx.
 func (t *tx) Exists(c *schema.Collection, id string) (bool, error) {
-	var n int
-	err := t.db.queryRow(t.db.sqlFor(c).exists, id).Scan(&n)
-	if errors.Is(err, errNoRows) {
-		return false, nil
-	}
-	return err == nil, wrap("check "+c.Name, err)
+	found, err := t.db.queryRow(t.db.sqlFor(c).exists, func(*sqlite3.Stmt) {}, id)
+	return found, wrap("check "+c.Name, err)
 }
 
 // Insert implements store.Tx.
@@ -42,11 +40,11 @@ func (t *tx) Insert(c *schema.Collection, r *schema.Record) error {
 func (t *tx) Update(c *schema.Collection, r *schema.Record) error {
 	args := rowArgs(c, r)
 	args = append(args[1:], r.ID)
-	res, err := t.db.exec(t.db.sqlFor(c).update, args...)
+	n, err := t.db.exec(t.db.sqlFor(c).update, args...)
 	if err != nil {
 		return translate(c, wrap("update "+c.Name, err))
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n == 0 {
 		return notFound(c, r.ID)
 	}
 	t.changes = append(t.changes, change{c.Name, r.ID, r})
@@ -55,11 +53,11 @@ func (t *tx) Update(c *schema.Collection, r *schema.Record) error {
 
 // Delete implements store.Tx.
 func (t *tx) Delete(c *schema.Collection, id string) error {
-	res, err := t.db.exec(t.db.sqlFor(c).delete, id)
+	n, err := t.db.exec(t.db.sqlFor(c).delete, id)
 	if err != nil {
 		return wrap("delete from "+c.Name, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if n == 0 {
 		return notFound(c, id)
 	}
 	t.changes = append(t.changes, change{c.Name, id, nil})

@@ -55,7 +55,8 @@ type DB struct {
 	rdb   *sql.DB   // readers
 	raw   *readPool // readers for the hot queries
 
-	wstmts map[string]*sql.Stmt // writer statements, used only by the writer goroutine
+	wraw   *sqlite3.Conn             // the driver connection under wconn, for the writer
+	wstmts map[string]*sqlite3.Stmt // writer statements, used only by the writer goroutine
 	rstmts sync.Map             // reader statements by SQL text
 	tables sync.Map             // *schema.Collection -> *tableSQL
 
@@ -93,7 +94,7 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 		opts.CacheRecords = 50000
 	}
 	db := &DB{path: filepath.Join(dir, FileName), opts: opts, unlock: unlock,
-		wstmts: map[string]*sql.Stmt{}, cache: newRecordCache(opts.CacheRecords), queue: make(chan *writeReq, 1024),
+		wstmts: map[string]*sqlite3.Stmt{}, cache: newRecordCache(opts.CacheRecords), queue: make(chan *writeReq, 1024),
 		stop: make(chan struct{}), done: make(chan struct{}),
 		ckWake: make(chan struct{}, 1), ckDone: make(chan struct{})}
 	if err := db.open(ctx); err != nil {
@@ -132,6 +133,17 @@ func (db *DB) open(ctx context.Context) error {
 	db.wdb.SetMaxOpenConns(1)
 	if db.wconn, err = db.wdb.Conn(ctx); err != nil {
 		return fmt.Errorf("open %s: %w", db.path, err)
+	}
+	err = db.wconn.Raw(func(dc any) error {
+		rc, ok := dc.(interface{ Raw() *sqlite3.Conn })
+		if !ok {
+			return fmt.Errorf("driver connection %T has no Raw", dc)
+		}
+		db.wraw = rc.Raw()
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	for _, stmt := range bootstrap {
 		if _, err := db.wconn.ExecContext(ctx, stmt); err != nil {

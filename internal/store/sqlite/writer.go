@@ -3,6 +3,8 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+
+	sqlite3 "github.com/ncruces/go-sqlite3"
 	"encoding/json"
 	"fmt"
 	"runtime/debug"
@@ -71,28 +73,60 @@ func (db *DB) writer() {
 	}
 }
 
-func (db *DB) exec(q string, args ...any) (sql.Result, error) {
-	s, ok := db.wstmts[q]
-	if !ok {
-		var err error
-		if s, err = db.wconn.PrepareContext(context.Background(), q); err != nil {
-			return nil, err
-		}
-		db.wstmts[q] = s
+// wstmt returns the writer's prepared statement for q. The writer uses
+// the driver's connection directly: database/sql's locking and value
+// conversion cost the one goroutine every write waits for.
+func (db *DB) wstmt(q string) (*sqlite3.Stmt, error) {
+	if s, ok := db.wstmts[q]; ok {
+		return s, nil
 	}
-	return s.Exec(args...)
+	s, _, err := db.wraw.Prepare(q)
+	if err != nil {
+		return nil, err
+	}
+	db.wstmts[q] = s
+	return s, nil
 }
 
-func (db *DB) queryRow(q string, args ...any) *sql.Row {
-	s, ok := db.wstmts[q]
-	if !ok {
-		var err error
-		if s, err = db.wconn.PrepareContext(context.Background(), q); err != nil {
-			return db.wconn.QueryRowContext(context.Background(), q, args...)
-		}
-		db.wstmts[q] = s
+// exec runs a statement on the write connection and returns how many rows
+// it changed.
+func (db *DB) exec(q string, args ...any) (int64, error) {
+	s, err := db.wstmt(q)
+	if err != nil {
+		return 0, err
 	}
-	return s.QueryRow(args...)
+	for i, a := range args {
+		if err := bindValue(s, i+1, a); err != nil {
+			s.ClearBindings()
+			return 0, err
+		}
+	}
+	err = s.Exec()
+	s.ClearBindings()
+	if err != nil {
+		return 0, err
+	}
+	return db.wraw.Changes(), nil
+}
+
+// queryRow runs a query on the write connection and calls row for its
+// first row; it reports whether there was one.
+func (db *DB) queryRow(q string, row func(*sqlite3.Stmt), args ...any) (bool, error) {
+	s, err := db.wstmt(q)
+	if err != nil {
+		return false, err
+	}
+	defer s.Reset()
+	for i, a := range args {
+		if err := bindValue(s, i+1, a); err != nil {
+			return false, err
+		}
+	}
+	if !s.Step() {
+		return false, s.Err()
+	}
+	row(s)
+	return true, nil
 }
 
 // run commits a batch. It first runs every write without savepoints, the
