@@ -13,7 +13,7 @@ import (
 // holds JSON objects to write in place of relation ids.
 func (c *Collection) AppendJSON(b []byte, r *Record, only map[string]bool, expanded map[string]json.RawMessage) []byte {
 	b = append(b, `{"id":`...)
-	b = strconv.AppendQuote(b, r.ID)
+	b = appendString(b, r.ID)
 	if only == nil || only[ColCreatedAt] {
 		b = append(b, `,"createdAt":"`...)
 		b = appendTime(b, r.CreatedAt)

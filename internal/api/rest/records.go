@@ -118,7 +118,7 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b := make([]byte, 0, 256*len(p.Records)+64)
+	b := make([]byte, 0, 768*len(p.Records)+128)
 	b = append(b, `{"items":[`...)
 	for i, rec := range p.Records {
 		if i > 0 {

@@ -107,16 +107,18 @@ func (h *handler) identify(r *http.Request) (mantle.Identity, error) {
 	return mantle.Identity{}, mantle.Errorf(mantle.Unauthenticated, "auth.invalid_credentials", "the credentials are not valid")
 }
 
+// writeJSON writes b and a newline. A failed write means the client went
+// away: there is nothing left to render, so it is not an error.
 func writeJSON(w http.ResponseWriter, status int, b []byte) error {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	h := w.Header()
+	h["Content-Type"] = jsonType
+	h["Content-Length"] = []string{strconv.Itoa(len(b) + 1)}
 	w.WriteHeader(status)
-	_, err := w.Write(append(b, '\n'))
-	if err != nil {
-		return nil // the client went away; nothing to render
-	}
+	w.Write(append(b, '\n'))
 	return nil
 }
+
+var jsonType = []string{"application/json"}
 
 func (h *handler) health(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))

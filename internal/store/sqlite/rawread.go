@@ -34,7 +34,7 @@ func openReadPool(path string, n int) (*readPool, error) {
 			return nil, fmt.Errorf("open read connection: %w", err)
 		}
 		if err := c.BusyTimeout(10 * time.Second); err == nil {
-			err = c.Exec("PRAGMA query_only = 1")
+			err = c.Exec("PRAGMA query_only = 1; PRAGMA cache_size = -16384")
 		}
 		if err == nil {
 			err = stablePlans(c)

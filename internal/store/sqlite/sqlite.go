@@ -125,7 +125,7 @@ func dsn(path string, pragmas ...string) string {
 func (db *DB) open(ctx context.Context) error {
 	var err error
 	db.wdb, err = driver.Open(dsn(db.path,
-		"busy_timeout(10000)", "journal_mode(wal)", "synchronous(full)", "foreign_keys(0)",
+		"busy_timeout(10000)", "journal_mode(wal)", "synchronous(full)", "foreign_keys(0)", "cache_size(-16384)",
 		fmt.Sprintf("wal_autocheckpoint(%d)", backstopPages)), stablePlans)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", db.path, err)
