@@ -55,10 +55,10 @@ type DB struct {
 	rdb   *sql.DB   // readers
 	raw   *readPool // readers for the hot queries
 
-	wraw   *sqlite3.Conn             // the driver connection under wconn, for the writer
+	wraw   *sqlite3.Conn            // the driver connection under wconn, for the writer
 	wstmts map[string]*sqlite3.Stmt // writer statements, used only by the writer goroutine
-	rstmts sync.Map             // reader statements by SQL text
-	tables sync.Map             // *schema.Collection -> *tableSQL
+	rstmts sync.Map                 // reader statements by SQL text
+	tables sync.Map                 // *schema.Collection -> *tableSQL
 
 	cache   *recordCache
 	stats   writerStats

@@ -4,9 +4,9 @@ import (
 	"context"
 	"database/sql"
 
-	sqlite3 "github.com/ncruces/go-sqlite3"
 	"encoding/json"
 	"fmt"
+	sqlite3 "github.com/ncruces/go-sqlite3"
 	"runtime/debug"
 	"sync"
 	"time"
