@@ -74,11 +74,6 @@ func startServer(t *testing.T, bin, project, data string) *server {
 	return s
 }
 
-type ack struct {
-	id      string
-	version int
-}
-
 // TestCrashRecovery kills the server with SIGKILL in the middle of a
 // write load and proves, after a restart, that every acknowledged write is
 // there with its event and that rows and events agree exactly.

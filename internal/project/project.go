@@ -38,6 +38,7 @@ type Problem struct {
 	Msg    string
 }
 
+// String renders the problem as FILE:LINE:COL: message.
 func (p Problem) String() string {
 	return fmt.Sprintf("%s:%d:%d: %s", p.File, p.Line, p.Column, p.Msg)
 }
@@ -45,6 +46,7 @@ func (p Problem) String() string {
 // Error lists every problem found in a project file.
 type Error struct{ Problems []Problem }
 
+// Error lists the problems, one per line.
 func (e *Error) Error() string {
 	lines := make([]string, len(e.Problems))
 	for i, p := range e.Problems {

@@ -33,7 +33,8 @@ func openReadPool(path string, n int) (*readPool, error) {
 			p.close()
 			return nil, fmt.Errorf("open read connection: %w", err)
 		}
-		if err := c.BusyTimeout(10 * time.Second); err == nil {
+		err = c.BusyTimeout(10 * time.Second)
+		if err == nil {
 			err = c.Exec("PRAGMA query_only = 1; PRAGMA cache_size = -16384")
 		}
 		if err == nil {

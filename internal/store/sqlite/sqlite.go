@@ -263,8 +263,4 @@ func (db *DB) readStmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	return s, nil
 }
 
-func internal(format string, args ...any) error {
-	return fmt.Errorf(format, args...)
-}
-
 var errClosed = mantle.Errorf(mantle.Internal, "store.closed", "the store is closed")
