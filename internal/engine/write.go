@@ -36,8 +36,9 @@ type Op struct {
 // Result is the outcome of one op.
 type Result struct {
 	Collection *schema.Collection
-	Record     *schema.Record // nil for delete
-	Seq        int64          // the op's event
+	Record     *schema.Record  // nil for delete
+	JSON       json.RawMessage // the record as JSON (as in its event); nil for delete
+	Seq        int64           // the op's event
 }
 
 type prepared struct {
@@ -46,6 +47,7 @@ type prepared struct {
 	data map[string]any
 	// create only, built outside the transaction so the writer does less:
 	rec       *schema.Record
+	recJSON   []byte
 	eventData []byte
 }
 
@@ -138,7 +140,8 @@ func (e *Engine) prepare(id mantle.Identity, op Op, pfx string) (prepared, error
 			p.rec.ID = given
 			delete(p.data, schema.ColID)
 		}
-		p.eventData = eventlog.NewRecordData(c.MarshalRecord(p.rec), nil, nil)
+		p.recJSON = c.MarshalRecord(p.rec)
+		p.eventData = eventlog.NewRecordData(p.recJSON, nil, nil)
 	case Update:
 		if !mantle.ValidID(op.ID) {
 			return p, notFound(c, op.ID)
@@ -176,7 +179,7 @@ func (e *Engine) apply(tx store.Tx, id mantle.Identity, p prepared, pfx string) 
 		}
 		ev.Time = p.rec.CreatedAt
 		ev.Type, ev.Subject, ev.Data = eventlog.RecordCreated, p.rec.ID, p.eventData
-		res.Record = p.rec
+		res.Record, res.JSON = p.rec, p.recJSON
 	case Update:
 		cur, err := e.current(tx, id, c, p.op, schema.OpUpdate, p.data)
 		if err != nil {
@@ -207,8 +210,8 @@ func (e *Engine) apply(tx store.Tx, id mantle.Identity, p prepared, pfx string) 
 			return res, err
 		}
 		ev.Type, ev.Subject = eventlog.RecordUpdated, r.ID
-		ev.Data = eventlog.NewRecordData(c.MarshalRecord(r), c.MarshalRecord(cur), changed)
-		res.Record = r
+		res.Record, res.JSON = r, c.MarshalRecord(r)
+		ev.Data = eventlog.NewRecordData(res.JSON, c.MarshalRecord(cur), changed)
 	case Delete:
 		cur, err := e.current(tx, id, c, p.op, schema.OpDelete, nil)
 		if err != nil {

@@ -15,8 +15,8 @@ import (
 )
 
 // ReadBody reads a JSON request body and checks it: application/json
-// (415), within the size limit (413), valid UTF-8, valid JSON, nested at
-// most schema.MaxJSONDepth+2 levels (400).
+// (415), within the size limit (413), valid UTF-8, nested at most
+// schema.MaxJSONDepth+2 levels (400). Decoding it checks that it is JSON.
 func ReadBody(r *http.Request) ([]byte, error) {
 	ct := r.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
@@ -35,9 +35,6 @@ func ReadBody(r *http.Request) ([]byte, error) {
 	}
 	if !utf8.Valid(body) {
 		return nil, mantle.Errorf(mantle.Invalid, "request.invalid_utf8", "the body is not valid UTF-8")
-	}
-	if !json.Valid(body) {
-		return nil, mantle.Errorf(mantle.Invalid, "request.malformed_json", "the body is not valid JSON: %s", jsonError(body))
 	}
 	if d := schema.Depth(body); d > schema.MaxJSONDepth+2 {
 		return nil, mantle.Errorf(mantle.Invalid, "request.too_deep", "the body is nested %d levels deep; the limit is %d", d, schema.MaxJSONDepth+2)
@@ -62,7 +59,7 @@ func DecodeObject(b []byte, what string) (map[string]json.RawMessage, error) {
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, mantle.Errorf(mantle.Invalid, "request.malformed_json", "%s is not a valid JSON object", what)
+		return nil, mantle.Errorf(mantle.Invalid, "request.malformed_json", "%s is not valid JSON: %s", what, jsonError(b))
 	}
 	return m, nil
 }

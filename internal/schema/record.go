@@ -130,8 +130,8 @@ func (f *Field) decode(v json.RawMessage) (any, string) {
 		if v[0] != '"' {
 			return nil, "must be a string"
 		}
-		var s string
-		if err := json.Unmarshal(v, &s); err != nil {
+		s, ok := unquote(v)
+		if !ok {
 			return nil, "must be a string"
 		}
 		if !utf8.ValidString(s) {
@@ -237,4 +237,14 @@ func Depth(v []byte) int {
 		}
 	}
 	return max
+}
+
+// unquote reads a JSON string. Strings without escapes (most of them) are
+// their bytes between the quotes: the value was already validated as JSON.
+func unquote(v json.RawMessage) (string, bool) {
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' && bytes.IndexByte(v, '\\') < 0 {
+		return string(v[1 : len(v)-1]), true
+	}
+	var s string
+	return s, json.Unmarshal(v, &s) == nil
 }

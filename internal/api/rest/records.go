@@ -24,6 +24,16 @@ func (h *handler) writeRecord(w http.ResponseWriter, status int, c *schema.Colle
 	return writeJSON(w, status, c.AppendJSON(make([]byte, 0, 512), rec, nil, nil))
 }
 
+// writeResult answers a write with the record JSON its event carries.
+func (h *handler) writeResult(w http.ResponseWriter, status int, res engine.Result) error {
+	w.Header().Set("ETag", etag(res.Record))
+	if res.JSON == nil {
+		return h.writeRecord(w, status, res.Collection, res.Record)
+	}
+	return writeJSON(w, status, res.JSON) // res.JSON is this answer's own copy
+
+}
+
 func (h *handler) create(w http.ResponseWriter, r *http.Request) error {
 	data, err := gateway.ReadObject(r)
 	if err != nil {
@@ -36,7 +46,7 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) error {
 	rec := res[0].Record
 	w.Header().Set("Location", recordPath(res[0].Collection.Name, rec.ID))
 	setSeq(w, res)
-	return h.writeRecord(w, http.StatusCreated, res[0].Collection, rec)
+	return h.writeResult(w, http.StatusCreated, res[0])
 }
 
 func (h *handler) get(w http.ResponseWriter, r *http.Request) error {
@@ -91,7 +101,7 @@ func (h *handler) update(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	setSeq(w, res)
-	return h.writeRecord(w, http.StatusOK, res[0].Collection, res[0].Record)
+	return h.writeResult(w, http.StatusOK, res[0])
 }
 
 func (h *handler) delete(w http.ResponseWriter, r *http.Request) error {
