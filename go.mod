@@ -1,6 +1,6 @@
 module github.com/mantlehq/mantle
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/google/cel-go v0.31.0
