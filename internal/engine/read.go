@@ -71,7 +71,8 @@ func (e *Engine) GetAt(ctx context.Context, coll, id string, seq int64) (json.Ra
 type Page struct {
 	Collection *schema.Collection
 	Query      *query.Query
-	Records    []*schema.Record
+	Records    []*schema.Record             // nil when JSON is set
+	JSON       [][]byte                     // each record's JSON, when no expansion was asked
 	Expanded   []map[string]json.RawMessage // per record, when expand was asked
 	NextCursor string                       // empty on the last page
 	Total      int64                        // -1 unless counted
@@ -93,13 +94,17 @@ func (e *Engine) List(ctx context.Context, coll string, params url.Values) (*Pag
 		return nil, err
 	}
 	q.Filter = query.Simplify(query.And{L: allowed, R: q.Filter})
+	q.Encode = len(q.Expand) == 0
 	sp, err := e.store.List(ctx, c, q)
 	if err != nil {
 		return nil, err
 	}
-	p := &Page{Collection: c, Query: q, Records: sp.Records, Total: sp.Total}
+	p := &Page{Collection: c, Query: q, Records: sp.Records, JSON: sp.JSON, Total: sp.Total}
 	if sp.More && len(sp.Records) > 0 {
 		p.NextCursor = q.Cursor(sp.Records[len(sp.Records)-1])
+	}
+	if q.Encode {
+		p.Records = nil
 	}
 	if len(q.Expand) > 0 {
 		if p.Expanded, err = e.expand(ctx, caller, c, q.Expand, sp.Records); err != nil {

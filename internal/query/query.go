@@ -35,6 +35,10 @@ type Query struct {
 	Fields map[string]bool // nil means all fields
 	Expand []string        // relation fields to inline
 	Count  bool
+	// Encode asks the store for each record's JSON (Page.JSON) instead of
+	// the records; the last record still comes back in Page.Records, for
+	// the cursor.
+	Encode bool
 }
 
 func invalid(reason, format string, args ...any) *mantle.Error {

@@ -13,7 +13,7 @@ import (
 // holds JSON objects to write in place of relation ids.
 func (c *Collection) AppendJSON(b []byte, r *Record, only map[string]bool, expanded map[string]json.RawMessage) []byte {
 	b = append(b, `{"id":`...)
-	b = appendString(b, r.ID)
+	b = AppendString(b, r.ID)
 	if only == nil || only[ColCreatedAt] {
 		b = append(b, `,"createdAt":"`...)
 		b = appendTime(b, r.CreatedAt)
@@ -50,7 +50,7 @@ func AppendValue(b []byte, v any) []byte {
 	case nil:
 		return append(b, "null"...)
 	case string:
-		return appendString(b, v)
+		return AppendString(b, v)
 	case float64:
 		return AppendNumber(b, v)
 	case bool:
@@ -79,9 +79,9 @@ func AppendNumber(b []byte, f float64) []byte {
 	return strconv.AppendFloat(b, f, fmt, -1, 64)
 }
 
-// appendString writes s as a JSON string, escaping like encoding/json
-// (including <, > and & so the output is safe to embed in HTML).
-func appendString(b []byte, s string) []byte {
+// AppendString appends s as a JSON string, escaping like encoding/json
+// (including <, > and &, so the output is safe inside HTML).
+func AppendString(b []byte, s string) []byte {
 	simple := true
 	for i := 0; i < len(s); i++ {
 		if !plain[s[i]] {

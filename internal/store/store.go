@@ -65,8 +65,9 @@ type Tx interface {
 // Page is one page of a list.
 type Page struct {
 	Records []*schema.Record
-	More    bool  // another page follows
-	Total   int64 // matching records when counted, else -1
+	JSON    [][]byte // with Query.Encode: each record's JSON, as schema.AppendJSON writes it
+	More    bool     // another page follows
+	Total   int64    // matching records when counted, else -1
 }
 
 // EventFilter selects events.

@@ -128,8 +128,14 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b := make([]byte, 0, 768*len(p.Records)+128)
+	b := make([]byte, 0, 768*max(len(p.Records), len(p.JSON))+128)
 	b = append(b, `{"items":[`...)
+	for i, item := range p.JSON {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, item...)
+	}
 	for i, rec := range p.Records {
 		if i > 0 {
 			b = append(b, ',')

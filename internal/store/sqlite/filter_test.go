@@ -119,3 +119,34 @@ func FuzzFilterSQLMatchesEval(f *testing.F) {
 		}
 	})
 }
+
+// TestEncodedRowsMatchAppendJSON checks that list rows encoded straight
+// from SQLite are byte for byte what schema.AppendJSON writes.
+func TestEncodedRowsMatchAppendJSON(t *testing.T) {
+	db, c, _ := filterDB(t)
+	sort, _ := query.ParseSort(c, "-n")
+	for _, only := range []map[string]bool{nil, {"id": true, "name": true, "at": true}, {"id": true, "createdAt": true, "version": true, "doc": true, "ok": true, "x": true}} {
+		q := &query.Query{Filter: query.Const{Value: true}, Sort: sort, Limit: 100, Fields: only}
+		plain, err := db.List(context.Background(), c, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		q.Encode = true
+		enc, err := db.List(context.Background(), c, q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(enc.JSON) != len(plain.Records) || len(plain.Records) == 0 {
+			t.Fatalf("%d encoded rows, %d records", len(enc.JSON), len(plain.Records))
+		}
+		for i, r := range plain.Records {
+			want := string(c.AppendJSON(nil, r, only, nil))
+			if got := string(enc.JSON[i]); got != want {
+				t.Errorf("row %d:\n got  %s\n want %s", i, got, want)
+			}
+			if !json.Valid(enc.JSON[i]) {
+				t.Errorf("row %d is not valid JSON: %s", i, enc.JSON[i])
+			}
+		}
+	}
+}

@@ -30,13 +30,22 @@ func (db *DB) List(ctx context.Context, c *schema.Collection, q *query.Query) (*
 	}
 	b.WriteString(` LIMIT ?`)
 	args := append(where.args, q.Limit+1)
-	page := &store.Page{Total: -1, Records: make([]*schema.Record, 0, q.Limit)}
+	page := &store.Page{Total: -1}
+	n := 0
 	err := db.raw.query(ctx, b.String(), args, func(s *sqlite3.Stmt) bool {
-		if len(page.Records) == q.Limit {
+		if n == q.Limit {
 			page.More = true
 			return false
 		}
-		page.Records = append(page.Records, scanRaw(c, s))
+		n++
+		if !q.Encode {
+			page.Records = append(page.Records, scanRaw(c, s))
+			return true
+		}
+		page.JSON = append(page.JSON, appendRow(make([]byte, 0, 512), c, s, q.Fields))
+		if n == q.Limit {
+			page.Records = []*schema.Record{scanRaw(c, s)} // for the cursor
+		}
 		return true
 	})
 	if err != nil {
