@@ -114,12 +114,6 @@ func (e *Engine) List(ctx context.Context, coll string, params url.Values) (*Pag
 	return p, nil
 }
 
-// Expand returns, for each record, the JSON of the related records it
-// names in the given relation fields, where the caller may view them.
-func (e *Engine) Expand(ctx context.Context, c *schema.Collection, fields []string, recs []*schema.Record) ([]map[string]json.RawMessage, error) {
-	return e.expand(ctx, mantle.IdentityFrom(ctx), c, fields, recs)
-}
-
 func (e *Engine) expand(ctx context.Context, caller mantle.Identity, c *schema.Collection, fields []string, recs []*schema.Record) ([]map[string]json.RawMessage, error) {
 	out := make([]map[string]json.RawMessage, len(recs))
 	for i := range out {
@@ -204,4 +198,14 @@ func (e *Engine) LastSeq(ctx context.Context) (int64, error) { return e.store.La
 // transports that tail the log apply CanSee themselves.
 func (e *Engine) StoreEvents(ctx context.Context, f store.EventFilter) ([]*eventlog.Event, error) {
 	return e.store.Events(ctx, f)
+}
+
+// CompileFilter compiles a filter for a collection with the compiler the
+// applied schema keeps for it (its cache of checked filters included).
+func (e *Engine) CompileFilter(coll, src string) (query.Expr, error) {
+	c, err := e.Collection(coll)
+	if err != nil {
+		return nil, err
+	}
+	return e.state.Load().compilers[c.Name].Compile(src)
 }

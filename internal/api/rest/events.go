@@ -134,12 +134,7 @@ func (h *handler) compileStreamFilter(src string, colls []string) (map[string]qu
 	out := map[string]query.Expr{}
 	var firstErr error
 	for _, name := range colls {
-		c := s.Collection(name)
-		comp, err := query.NewCompiler(c)
-		if err != nil {
-			return nil, err
-		}
-		e, err := comp.Compile(src)
+		e, err := h.Engine.CompileFilter(name, src)
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -96,79 +95,9 @@ func rowArgs(c *schema.Collection, r *schema.Record) []any {
 	return args
 }
 
-// scanner reads rows of a collection's table.
-type scanner struct {
-	c    *schema.Collection
-	dest []any
-	vals []any
-}
-
-func newScanner(c *schema.Collection) *scanner {
-	n := 4 + len(c.Fields)
-	s := &scanner{c: c, dest: make([]any, n), vals: make([]any, n)}
-	for i := range s.vals {
-		s.dest[i] = &s.vals[i]
-	}
-	return s
-}
-
-func (s *scanner) scan(rows interface{ Scan(...any) error }) (*schema.Record, error) {
-	if err := rows.Scan(s.dest...); err != nil {
-		return nil, err
-	}
-	r := &schema.Record{Data: make(map[string]any, len(s.c.Fields))}
-	r.ID = text(s.vals[0])
-	r.CreatedAt = parseTime(text(s.vals[1]))
-	r.UpdatedAt = parseTime(text(s.vals[2]))
-	r.Version, _ = s.vals[3].(int64)
-	for i, f := range s.c.Fields {
-		v := s.vals[4+i]
-		if v == nil {
-			continue
-		}
-		r.Data[f.Name] = decodeValue(f, v)
-	}
-	return r, nil
-}
-
-func text(v any) string {
-	switch v := v.(type) {
-	case string:
-		return v
-	case []byte:
-		return string(v)
-	}
-	return ""
-}
-
 func parseTime(s string) time.Time {
 	t, _ := schema.ParseTime(s)
 	return t
-}
-
-func decodeValue(f *schema.Field, v any) any {
-	switch f.Type {
-	case schema.Number:
-		switch n := v.(type) {
-		case int64:
-			return float64(n)
-		case float64:
-			return n
-		case string:
-			x, _ := strconv.ParseFloat(n, 64)
-			return x
-		}
-	case schema.Bool:
-		n, _ := v.(int64)
-		return n != 0
-	case schema.Datetime:
-		return parseTime(text(v))
-	case schema.JSON:
-		return json.RawMessage(text(v))
-	default:
-		return text(v)
-	}
-	return nil
 }
 
 // translate turns driver errors the caller can act on into *mantle.Error.

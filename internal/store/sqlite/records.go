@@ -97,18 +97,10 @@ func (db *DB) GetMany(ctx context.Context, c *schema.Collection, ids []string) (
 		args[i] = id
 	}
 	q := `SELECT ` + columns(c) + ` FROM ` + quote(c.Name) + ` WHERE id IN (?` + strings.Repeat(", ?", len(ids)-1) + `)`
-	rows, err := db.rdb.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, wrap("get "+c.Name, err)
-	}
-	defer rows.Close()
-	sc := newScanner(c)
-	for rows.Next() {
-		r, err := sc.scan(rows)
-		if err != nil {
-			return nil, wrap("get "+c.Name, err)
-		}
+	err := db.raw.query(ctx, q, args, func(s *sqlite3.Stmt) bool {
+		r := scanRaw(c, s)
 		out[r.ID] = r
-	}
-	return out, wrap("get "+c.Name, rows.Err())
+		return true
+	})
+	return out, wrap("get "+c.Name, err)
 }
