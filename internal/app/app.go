@@ -46,7 +46,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		return nil, err
 	}
 	hub.Reset(last)
-	eng, err := engine.New(ctx, st, policy.Basic{})
+	eng, err := engine.New(ctx, st)
 	if err != nil {
 		st.Close()
 		return nil, err

@@ -8,7 +8,6 @@ import (
 	"github.com/mantlehq/mantle/internal/app"
 	"github.com/mantlehq/mantle/internal/config"
 	"github.com/mantlehq/mantle/internal/engine"
-	"github.com/mantlehq/mantle/internal/policy"
 	"github.com/mantlehq/mantle/internal/store/sqlite"
 )
 
@@ -18,7 +17,7 @@ func openEngine(ctx context.Context, cfg config.Config, lock bool) (*sqlite.DB, 
 	if err != nil {
 		return nil, nil, err
 	}
-	eng, err := engine.New(ctx, st, policy.Basic{})
+	eng, err := engine.New(ctx, st)
 	if err != nil {
 		st.Close()
 		return nil, nil, err

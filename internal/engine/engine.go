@@ -23,7 +23,6 @@ import (
 // Engine serves reads and writes over a store.
 type Engine struct {
 	store store.Store
-	auth  policy.Authorizer
 	state atomic.Pointer[state]
 	now   func() time.Time
 }
@@ -33,36 +32,54 @@ type Engine struct {
 type state struct {
 	schema    *schema.Schema
 	compilers map[string]*query.Compiler
+	rules     map[string]*policy.Set
 }
 
 func newState(s *schema.Schema) (*state, error) {
 	if s == nil {
 		s = &schema.Schema{}
 	}
-	st := &state{schema: s, compilers: map[string]*query.Compiler{}}
+	st := &state{schema: s, compilers: map[string]*query.Compiler{}, rules: map[string]*policy.Set{}}
 	for _, c := range s.Collections {
 		comp, err := query.NewCompiler(c)
 		if err != nil {
 			return nil, err
 		}
 		st.compilers[c.Name] = comp
+		if st.rules[c.Name], err = policy.Compile(c); err != nil {
+			return nil, fmt.Errorf("rules of %s: %w", c.Name, err)
+		}
 	}
 	return st, nil
 }
 
 // New returns an engine over st, starting from the schema it has applied.
-func New(ctx context.Context, st store.Store, auth policy.Authorizer) (*Engine, error) {
+func New(ctx context.Context, st store.Store) (*Engine, error) {
 	s, err := st.Schema(ctx)
 	if err != nil {
 		return nil, err
 	}
-	e := &Engine{store: st, auth: auth, now: func() time.Time { return time.Now().UTC() }}
+	e := &Engine{store: st, now: func() time.Time { return time.Now().UTC() }}
 	state, err := newState(s)
 	if err != nil {
 		return nil, err
 	}
 	e.state.Store(state)
 	return e, nil
+}
+
+// Rules returns the compiled rules of a collection of the applied schema.
+// A collection of an older schema (one replaced while a request ran) gets
+// its own rules compiled anew.
+func (e *Engine) Rules(c *schema.Collection) *policy.Set {
+	if s := e.state.Load().rules[c.Name]; s != nil && s.Collection() == c {
+		return s
+	}
+	s, err := policy.Compile(c)
+	if err != nil {
+		return policy.DenyAll(c)
+	}
+	return s
 }
 
 // Schema returns the applied schema.

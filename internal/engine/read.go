@@ -19,7 +19,8 @@ func (e *Engine) Get(ctx context.Context, coll, id string) (*schema.Collection, 
 		return nil, nil, err
 	}
 	caller := mantle.IdentityFrom(ctx)
-	if err := e.auth.Allow(caller, c, schema.OpView, nil, nil); mantle.ErrorCode(err) == mantle.Unauthenticated {
+	rules := e.Rules(c)
+	if err := rules.Allow(caller, schema.OpView, nil, nil); mantle.ErrorCode(err) == mantle.Unauthenticated {
 		return nil, nil, err
 	}
 	if !mantle.ValidID(id) {
@@ -29,7 +30,7 @@ func (e *Engine) Get(ctx context.Context, coll, id string) (*schema.Collection, 
 	if err != nil {
 		return nil, nil, err
 	}
-	if e.auth.Allow(caller, c, schema.OpView, r, nil) != nil {
+	if !rules.CanView(caller, r) {
 		return nil, nil, notFound(c, id)
 	}
 	return c, r, nil
@@ -37,14 +38,17 @@ func (e *Engine) Get(ctx context.Context, coll, id string) (*schema.Collection, 
 
 // GetAt returns the record as it was right after event seq: the record
 // JSON of its last event at or before seq. A record that did not exist
-// then, or had been deleted, is not found.
+// then, or had been deleted, is not found. The caller must be allowed to
+// view that version and, when the record still exists, its current one:
+// time travel shows nothing the view rule hides today.
 func (e *Engine) GetAt(ctx context.Context, coll, id string, seq int64) (json.RawMessage, error) {
 	c, err := e.Collection(coll)
 	if err != nil {
 		return nil, err
 	}
 	caller := mantle.IdentityFrom(ctx)
-	if err := e.auth.Allow(caller, c, schema.OpView, nil, nil); err != nil {
+	rules := e.Rules(c)
+	if err := rules.Allow(caller, schema.OpView, nil, nil); err != nil {
 		if mantle.ErrorCode(err) == mantle.Unauthenticated {
 			return nil, err
 		}
@@ -63,6 +67,21 @@ func (e *Engine) GetAt(ctx context.Context, coll, id string, seq int64) (json.Ra
 	var d eventlog.RecordData
 	if err := json.Unmarshal(ev.Data, &d); err != nil {
 		return nil, err
+	}
+	then, err := c.ParseRecord(d.Record)
+	if err != nil {
+		return nil, err
+	}
+	if !rules.CanView(caller, then) {
+		return nil, notFound(c, id)
+	}
+	now, err := e.store.Get(ctx, c, id)
+	switch {
+	case mantle.ErrorCode(err) == mantle.NotFound:
+	case err != nil:
+		return nil, err
+	case !rules.CanView(caller, now):
+		return nil, notFound(c, id)
 	}
 	return d.Record, nil
 }
@@ -85,7 +104,7 @@ func (e *Engine) List(ctx context.Context, coll string, params url.Values) (*Pag
 		return nil, err
 	}
 	caller := mantle.IdentityFrom(ctx)
-	allowed, err := e.auth.ListFilter(caller, c)
+	allowed, err := e.Rules(c).ListFilter(caller)
 	if err != nil {
 		return nil, err
 	}
@@ -137,9 +156,10 @@ func (e *Engine) expand(ctx context.Context, caller mantle.Identity, c *schema.C
 		if err != nil {
 			return nil, err
 		}
+		rules := e.Rules(target)
 		for i, r := range recs {
 			id, _ := r.Data[name].(string)
-			if rel := related[id]; rel != nil && e.auth.Allow(caller, target, schema.OpView, rel, nil) == nil {
+			if rel := related[id]; rel != nil && rules.CanView(caller, rel) {
 				out[i][name] = target.MarshalRecord(rel)
 			}
 		}
@@ -179,7 +199,9 @@ func (e *Engine) Events(ctx context.Context, f store.EventFilter) (evs []*eventl
 	return out, covered, nil
 }
 
-// CanSee reports whether the caller may see an event.
+// CanSee reports whether the caller may see an event: administrators see
+// every event; others see record events whose record (for a deletion, the
+// record as it was) the collection's view rule admits.
 func (e *Engine) CanSee(caller mantle.Identity, ev *eventlog.Event) bool {
 	if caller.IsAdmin() {
 		return true
@@ -188,7 +210,12 @@ func (e *Engine) CanSee(caller mantle.Identity, ev *eventlog.Event) bool {
 	if c == nil {
 		return false
 	}
-	return e.auth.Allow(caller, c, schema.OpView, nil, nil) == nil
+	rules := e.Rules(c)
+	if rules.Open(schema.OpView) {
+		return true
+	}
+	r, err := ev.Record(c)
+	return err == nil && rules.CanView(caller, r)
 }
 
 // LastSeq returns the last sequence of the log.

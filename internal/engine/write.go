@@ -131,7 +131,7 @@ func (e *Engine) prepare(id mantle.Identity, op Op, pfx string) (prepared, error
 		if p.data, merr = c.Decode(op.Data, false, pfx); merr != nil {
 			return p, merr
 		}
-		if err := e.auth.Allow(id, c, schema.OpCreate, nil, p.data); err != nil {
+		if err := e.Rules(c).Allow(id, schema.OpCreate, nil, p.data); err != nil {
 			return p, err
 		}
 		now := e.now()
@@ -238,13 +238,14 @@ func (e *Engine) current(tx store.Tx, id mantle.Identity, c *schema.Collection, 
 	if err != nil {
 		return nil, err
 	}
-	ruleErr := e.auth.Allow(id, c, rule, cur, data)
-	if mantle.ErrorCode(ruleErr) == mantle.Unauthenticated {
-		return nil, ruleErr
-	}
-	if e.auth.Allow(id, c, schema.OpView, cur, nil) != nil {
+	rules := e.Rules(c)
+	if !rules.CanView(id, cur) {
+		if err := rules.Allow(id, rule, nil, nil); err != nil {
+			return nil, err // administrators only: say so, or ask to sign in
+		}
 		return nil, notFound(c, op.ID)
 	}
+	ruleErr := rules.Allow(id, rule, cur, data)
 	if ruleErr != nil {
 		return nil, ruleErr
 	}

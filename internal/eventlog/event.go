@@ -6,6 +6,7 @@ package eventlog
 import (
 	"encoding/json"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/mantlehq/mantle/internal/schema"
@@ -31,6 +32,29 @@ type Event struct {
 	Data       json.RawMessage // the CloudEvents data
 
 	encoded []byte // the CloudEvents JSON, set once by Hub.Publish
+	record  atomic.Pointer[parsed]
+}
+
+type parsed struct {
+	coll *schema.Collection
+	rec  *schema.Record
+	err  error
+}
+
+// Record returns the record a record event carries (for a deletion, the
+// record as it was), parsed once per collection schema and shared by every
+// subscriber that checks a rule on it.
+func (e *Event) Record(c *schema.Collection) (*schema.Record, error) {
+	if p := e.record.Load(); p != nil && p.coll == c {
+		return p.rec, p.err
+	}
+	p := &parsed{coll: c}
+	var d RecordData
+	if p.err = json.Unmarshal(e.Data, &d); p.err == nil {
+		p.rec, p.err = c.ParseRecord(d.Record)
+	}
+	e.record.Store(p)
+	return p.rec, p.err
 }
 
 // JSON returns the event as CloudEvents JSON, rendered once when the event
