@@ -54,6 +54,9 @@ type Error struct {
 	Message string            // human readable; becomes the problem's detail
 	Fields  map[string]string // per-field problems, keyed by field path
 	Status  int               // optional override of Code.Status (413, 415)
+	// RetryAfter is the seconds a rate-limited caller should wait
+	// (the Retry-After header); 0 means 1.
+	RetryAfter int
 }
 
 // Error implements error.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mantlehq/mantle/internal/api/openapi"
 	"github.com/mantlehq/mantle/internal/api/rest"
+	"github.com/mantlehq/mantle/internal/auth"
 	"github.com/mantlehq/mantle/internal/config"
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/eventlog"
@@ -30,6 +31,7 @@ type App struct {
 	Store  *sqlite.DB
 	Hub    *eventlog.Hub
 	Engine *engine.Engine
+	Auth   *auth.Service
 }
 
 // Open opens the data directory and builds the engine. It does not load
@@ -51,7 +53,19 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		st.Close()
 		return nil, err
 	}
-	return &App{Config: cfg, Log: log, Store: st, Hub: hub, Engine: eng}, nil
+	keys, err := auth.LoadKeys(cfg.Data)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	as, err := auth.New(ctx, eng, keys, auth.Config{AccessTTL: cfg.AccessTTL, AdminToken: cfg.AdminToken,
+		Throttle: auth.ThrottleConfig{LoginPerIP: cfg.SignInLimit, LoginPerAccount: max(cfg.SignInLimit/2, 1),
+			SignupPerIP: max(cfg.SignInLimit/2, 1), SignupPerAccount: 3}})
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &App{Config: cfg, Log: log, Store: st, Hub: hub, Engine: eng, Auth: as}, nil
 }
 
 // LoadProject reads the project files.
@@ -91,8 +105,11 @@ func (a *App) Handler() http.Handler { return a.HandlerWith(0) }
 // HandlerWith returns the HTTP stack with an SSE heartbeat interval other
 // than the default 15s (tests use a short one).
 func (a *App) HandlerWith(heartbeat time.Duration) http.Handler {
-	api := rest.New(rest.Options{Engine: a.Engine, Hub: a.Hub, Log: a.Log,
-		AdminToken: a.Config.AdminToken, OpenAPI: openapi.Render, Heartbeat: heartbeat})
+	o := rest.Options{Engine: a.Engine, Hub: a.Hub, Log: a.Log, Auth: a.Auth, OpenAPI: openapi.Render, Heartbeat: heartbeat}
+	if a.Config.RateLimit > 0 {
+		o.RateLimit = gateway.NewRateLimiter(a.Config.RateLimit, int(2*a.Config.RateLimit)+1)
+	}
+	api := rest.New(o)
 	return gateway.Wrap(api, gateway.Options{Log: a.Log, MaxBodyBytes: a.Config.MaxBodyBytes})
 }
 

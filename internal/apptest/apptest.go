@@ -42,14 +42,33 @@ func Start(t testing.TB, project string) *Server {
 	if err := os.WriteFile(filepath.Join(dir, "mantle.yaml"), []byte(project), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	return StartDir(t, dir, filepath.Join(dir, "mantle_data"))
+	return startDir(t, dir, filepath.Join(dir, "mantle_data"), nil)
+}
+
+// StartConfig is Start with settings changed by set.
+func StartConfig(t testing.TB, project string, set func(*config.Config)) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "mantle.yaml"), []byte(project), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return startDir(t, dir, filepath.Join(dir, "mantle_data"), set)
 }
 
 // StartDir serves an existing project folder with a data folder.
 func StartDir(t testing.TB, dir, data string) *Server {
 	t.Helper()
+	return startDir(t, dir, data, nil)
+}
+
+func startDir(t testing.TB, dir, data string, set func(*config.Config)) *Server {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Project, cfg.Data, cfg.AdminToken = dir, data, AdminToken
+	cfg.SignInLimit = 10_000 // tests sign in often; the throttling test sets its own
+	if set != nil {
+		set(&cfg)
+	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -166,4 +185,39 @@ func (s *Server) EventsAfter(seq int64) []string {
 func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// SignUp creates a user through the API and returns its id.
+func (s *Server) SignUp(email, password string) string {
+	s.t.Helper()
+	r := s.Do("POST", "/api/auth/signup", map[string]any{"email": email, "password": password})
+	if r.Status != 201 {
+		s.t.Fatalf("signup %s: %d %s", email, r.Status, r.Body)
+	}
+	var out struct {
+		User struct{ ID string }
+	}
+	json.Unmarshal(r.Body, &out)
+	return out.User.ID
+}
+
+// Login signs a user in and returns the access and refresh tokens.
+func (s *Server) Login(email, password string) (access, refresh string) {
+	s.t.Helper()
+	r := s.Do("POST", "/api/auth/login", map[string]any{"email": email, "password": password})
+	if r.Status != 200 {
+		s.t.Fatalf("login %s: %d %s", email, r.Status, r.Body)
+	}
+	var out struct{ AccessToken, RefreshToken string }
+	json.Unmarshal(r.Body, &out)
+	return out.AccessToken, out.RefreshToken
+}
+
+// User signs up and logs in a user, returning its id and an
+// "Authorization: Bearer …" header for Do and scenarios.
+func (s *Server) User(email string) (id, bearer string) {
+	s.t.Helper()
+	id = s.SignUp(email, "password-"+email)
+	access, _ := s.Login(email, "password-"+email)
+	return id, "Authorization: Bearer " + access
 }

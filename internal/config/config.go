@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 )
 
 // Config is the server's settings.
@@ -20,6 +21,16 @@ type Config struct {
 	AdminToken   string // bearer token that acts as an administrator; empty disables it
 	MaxBodyBytes int64  // request body limit; default 1 MiB
 	LogLevel     string // debug, info, warn, error
+	// RateLimit is requests per second allowed to each signed-in identity,
+	// or to each IP address for anonymous callers, with bursts of twice
+	// as many; 0 (the default) turns the general limit off. Sign-in and
+	// sign-up are always throttled.
+	RateLimit float64
+	// AccessTTL is the lifetime of access tokens; default 15 minutes.
+	AccessTTL time.Duration
+	// SignInLimit is sign-in attempts per minute per IP address (default
+	// 20); an account gets half as many, sign-ups from an IP half as many.
+	SignInLimit int
 }
 
 // Environment variables read by Load.
@@ -30,11 +41,14 @@ const (
 	EnvAdminToken = "MANTLE_ADMIN_TOKEN"
 	EnvMaxBody    = "MANTLE_MAX_BODY_BYTES"
 	EnvLogLevel   = "MANTLE_LOG_LEVEL"
+	EnvRateLimit  = "MANTLE_RATE_LIMIT"
+	EnvAccessTTL  = "MANTLE_ACCESS_TTL"
+	EnvSignIn     = "MANTLE_SIGNIN_LIMIT"
 )
 
 // Default returns the settings before environment and flags.
 func Default() Config {
-	return Config{Project: ".", HTTP: "127.0.0.1:8090", MaxBodyBytes: 1 << 20, LogLevel: "info"}
+	return Config{Project: ".", HTTP: "127.0.0.1:8090", MaxBodyBytes: 1 << 20, LogLevel: "info", AccessTTL: 15 * time.Minute, SignInLimit: 20}
 }
 
 // FromEnv overlays the environment variables that are set.
@@ -56,6 +70,27 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 		}
 		c.MaxBodyBytes = n
 	}
+	if v := getenv(EnvRateLimit); v != "" {
+		n, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not a number of requests per second", EnvRateLimit, v)
+		}
+		c.RateLimit = n
+	}
+	if v := getenv(EnvSignIn); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not a number of attempts per minute", EnvSignIn, v)
+		}
+		c.SignInLimit = n
+	}
+	if v := getenv(EnvAccessTTL); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not a duration such as 15m", EnvAccessTTL, v)
+		}
+		c.AccessTTL = d
+	}
 	return nil
 }
 
@@ -67,6 +102,9 @@ func (c *Config) Flags(fs *flag.FlagSet, serve bool) {
 		fs.StringVar(&c.HTTP, "http", c.HTTP, "HTTP listen address")
 		fs.Int64Var(&c.MaxBodyBytes, "max-body", c.MaxBodyBytes, "request body limit in bytes")
 		fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+		fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second per identity or IP (0: off)")
+		fs.DurationVar(&c.AccessTTL, "access-ttl", c.AccessTTL, "lifetime of access tokens")
+		fs.IntVar(&c.SignInLimit, "signin-limit", c.SignInLimit, "sign-in attempts per minute per IP (an account gets half)")
 	}
 }
 
@@ -80,6 +118,15 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		return errors.New("the body limit must be at least 1024 bytes")
+	}
+	if c.SignInLimit < 2 {
+		return errors.New("the sign-in limit must be at least 2 attempts per minute")
+	}
+	if c.RateLimit < 0 {
+		return errors.New("the rate limit must be 0 (off) or more")
+	}
+	if c.AccessTTL < 30*time.Second || c.AccessTTL > 24*time.Hour {
+		return errors.New("the access token lifetime must be between 30s and 24h")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -31,6 +31,9 @@ type Op struct {
 	ID         string                     // update, delete
 	Data       map[string]json.RawMessage // create, update
 	IfMatch    int64                      // update, delete: expected version; 0 means any
+	// Trusted skips the collection's rules: for Mantle's own operations
+	// (a signup creating its user), never for a request's op.
+	Trusted bool
 }
 
 // Result is the outcome of one op.
@@ -55,10 +58,17 @@ type prepared struct {
 // does. With more than one op (a batch), errors name the failing op's
 // index in their fields ("ops[1].title").
 func (e *Engine) Write(ctx context.Context, ops []Op) ([]Result, error) {
-	return e.write(ctx, ops, len(ops) > 1)
+	return e.write(ctx, ops, len(ops) > 1, nil)
 }
 
-func (e *Engine) write(ctx context.Context, ops []Op, batch bool) ([]Result, error) {
+// WriteWith is Write with more work in the same transaction: then runs
+// after the ops, with their results, and may store secrets and append
+// events of its own. Like the ops it may run more than once.
+func (e *Engine) WriteWith(ctx context.Context, ops []Op, then func(tx store.Tx, res []Result) error) ([]Result, error) {
+	return e.write(ctx, ops, false, then)
+}
+
+func (e *Engine) write(ctx context.Context, ops []Op, batch bool, then func(store.Tx, []Result) error) ([]Result, error) {
 	if len(ops) > MaxBatchOps {
 		return nil, mantle.Errorf(mantle.Invalid, "batch.too_large", "a batch takes at most %d ops", MaxBatchOps)
 	}
@@ -79,6 +89,9 @@ func (e *Engine) write(ctx context.Context, ops []Op, batch bool) ([]Result, err
 				return atOp(err, batch, i)
 			}
 			results[i] = r
+		}
+		if then != nil {
+			return then(tx, results)
 		}
 		return nil
 	})
@@ -131,7 +144,10 @@ func (e *Engine) prepare(id mantle.Identity, op Op, pfx string) (prepared, error
 		if p.data, merr = c.Decode(op.Data, false, pfx); merr != nil {
 			return p, merr
 		}
-		if err := e.Rules(c).Allow(id, schema.OpCreate, nil, p.data); err != nil {
+		if err := protectRoles(id, op, c, p.data, pfx); err != nil {
+			return p, err
+		}
+		if err := e.allow(id, op, c, schema.OpCreate, nil, p.data); err != nil {
 			return p, err
 		}
 		now := e.now()
@@ -150,6 +166,9 @@ func (e *Engine) prepare(id mantle.Identity, op Op, pfx string) (prepared, error
 		if p.data, merr = c.Decode(op.Data, true, pfx); merr != nil {
 			return p, merr
 		}
+		if err := protectRoles(id, op, c, p.data, pfx); err != nil {
+			return p, err
+		}
 	case Delete:
 		if !mantle.ValidID(op.ID) {
 			return p, notFound(c, op.ID)
@@ -158,6 +177,26 @@ func (e *Engine) prepare(id mantle.Identity, op Op, pfx string) (prepared, error
 		return p, mantle.Errorf(mantle.Invalid, "batch.invalid_op", "op must be create, update or delete, not %q", op.Kind)
 	}
 	return p, nil
+}
+
+// protectRoles keeps users from granting themselves roles: the roles of
+// a user are set by administrators only, whatever the collection's rules
+// say.
+func protectRoles(id mantle.Identity, op Op, c *schema.Collection, data map[string]any, pfx string) error {
+	if _, ok := data[schema.RolesField]; !ok || c.Name != schema.UsersCollection || op.Trusted || id.IsAdmin() {
+		return nil
+	}
+	return &mantle.Error{Code: mantle.PermissionDenied, Reason: "auth.roles_protected",
+		Message: "only administrators set a user's roles",
+		Fields:  map[string]string{pfx + schema.RolesField: "only administrators set a user's roles"}}
+}
+
+// allow checks a rule, unless the op is trusted.
+func (e *Engine) allow(id mantle.Identity, op Op, c *schema.Collection, rule string, rec *schema.Record, data map[string]any) error {
+	if op.Trusted {
+		return nil
+	}
+	return e.Rules(c).Allow(id, rule, rec, data)
 }
 
 func notFound(c *schema.Collection, id string) error {
@@ -180,6 +219,11 @@ func (e *Engine) apply(tx store.Tx, id mantle.Identity, p prepared, pfx string) 
 		ev.Time = p.rec.CreatedAt
 		ev.Type, ev.Subject, ev.Data = eventlog.RecordCreated, p.rec.ID, p.eventData
 		res.Record, res.JSON = p.rec, p.recJSON
+		if roles := p.rec.Data[schema.RolesField]; c.Name == schema.UsersCollection && roles != nil {
+			if err := tx.Append(rolesChanged(now, id, p.rec.ID, nil, roles)); err != nil {
+				return res, err
+			}
+		}
 	case Update:
 		cur, err := e.current(tx, id, c, p.op, schema.OpUpdate, p.data)
 		if err != nil {
@@ -212,6 +256,11 @@ func (e *Engine) apply(tx store.Tx, id mantle.Identity, p prepared, pfx string) 
 		ev.Type, ev.Subject = eventlog.RecordUpdated, r.ID
 		res.Record, res.JSON = r, c.MarshalRecord(r)
 		ev.Data = eventlog.NewRecordData(res.JSON, c.MarshalRecord(cur), changed)
+		if c.Name == schema.UsersCollection && slices.Contains(changed, schema.RolesField) {
+			if err := tx.Append(rolesChanged(now, id, r.ID, cur.Data[schema.RolesField], r.Data[schema.RolesField])); err != nil {
+				return res, err
+			}
+		}
 	case Delete:
 		cur, err := e.current(tx, id, c, p.op, schema.OpDelete, nil)
 		if err != nil {
@@ -237,6 +286,9 @@ func (e *Engine) current(tx store.Tx, id mantle.Identity, c *schema.Collection, 
 	cur, err := tx.Get(c, op.ID)
 	if err != nil {
 		return nil, err
+	}
+	if op.Trusted {
+		return cur, nil
 	}
 	rules := e.Rules(c)
 	if !rules.CanView(id, cur) {
@@ -292,8 +344,22 @@ func equal(a, b any) bool {
 	return a == b
 }
 
+// rolesChanged is the audit event of a change to a user's roles.
+func rolesChanged(now time.Time, by mantle.Identity, user string, from, to any) *eventlog.Event {
+	data, _ := json.Marshal(map[string]any{"user": user, "from": rolesOf(from), "to": rolesOf(to)})
+	return &eventlog.Event{Type: eventlog.AuthRolesChanged, Subject: user, Time: now, Actor: by.ID, Data: data}
+}
+
+func rolesOf(v any) []string {
+	roles := []string{}
+	if raw, ok := v.(json.RawMessage); ok {
+		json.Unmarshal(raw, &roles)
+	}
+	return roles
+}
+
 // WriteBatch is Write for a batch: even a single op's errors name its
 // index.
 func (e *Engine) WriteBatch(ctx context.Context, ops []Op) ([]Result, error) {
-	return e.write(ctx, ops, true)
+	return e.write(ctx, ops, true, nil)
 }

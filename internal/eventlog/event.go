@@ -18,6 +18,16 @@ const (
 	RecordUpdated = "record.updated"
 	RecordDeleted = "record.deleted"
 	SchemaApplied = "schema.applied"
+
+	// Audit events, visible to administrators only.
+	AuthSignup       = "auth.signup"
+	AuthLogin        = "auth.login"
+	AuthLoginFailed  = "auth.login_failed"
+	AuthLogout       = "auth.logout"
+	AuthRefreshReuse = "auth.refresh_reused"
+	AuthKeyCreated   = "auth.key_created"
+	AuthKeyRevoked   = "auth.key_revoked"
+	AuthRolesChanged = "auth.roles_changed"
 )
 
 // Event is one entry of the log. Seq is assigned by the store when the

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/mantlehq/mantle"
 )
@@ -38,7 +39,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	p := Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: me.Message,
 		Code: me.Code, Reason: me.Reason, Fields: me.Fields, RequestID: RequestID(r.Context())}
 	if me.Code == mantle.RateLimited {
-		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Retry-After", strconv.Itoa(max(me.RetryAfter, 1)))
 	}
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("Cache-Control", "no-store")

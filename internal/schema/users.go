@@ -1,7 +1,22 @@
 package schema
 
+import "maps"
+
 // UsersCollection is the name of the built-in users collection.
 const UsersCollection = "users"
+
+// RolesField is the users field that holds a user's roles (a JSON list of
+// strings). Only administrators may set it.
+const RolesField = "roles"
+
+// Default rules of the users collection: a signed-in user sees and
+// edits their own record (but not their roles); everything else is for
+// administrators. A project may replace any of them.
+var usersRules = Rules{
+	OpList:   "record.id == auth.id",
+	OpView:   "record.id == auth.id",
+	OpUpdate: "record.id == auth.id",
+}
 
 // BuiltinUsers returns the built-in users collection. A project may add
 // fields, indexes and rules to it; its own fields cannot be redefined.
@@ -16,5 +31,6 @@ func BuiltinUsers() *Collection {
 			{Name: "roles", Type: JSON},
 		},
 		Indexes: []Index{{Fields: []string{"email"}, Unique: true}},
+		Rules:   maps.Clone(usersRules),
 	}
 }

@@ -39,6 +39,10 @@ type Store interface {
 	RecordEvent(ctx context.Context, collection, id string, seq int64) (*eventlog.Event, error)
 	// LastSeq returns the sequence of the last event, 0 for an empty log.
 	LastSeq(ctx context.Context) (int64, error)
+	// Secret returns a stored secret, or not_found.
+	Secret(ctx context.Context, kind, key string) ([]byte, error)
+	// Secrets returns every secret of a kind, by key.
+	Secrets(ctx context.Context, kind string) (map[string][]byte, error)
 	// Close waits for pending writes and closes the database.
 	Close() error
 }
@@ -57,6 +61,15 @@ type Tx interface {
 	Delete(c *schema.Collection, id string) error
 	// Append adds an event to the log and sets its Seq.
 	Append(e *eventlog.Event) error
+	// Secret returns a stored secret as the transaction sees it, or
+	// not_found.
+	Secret(kind, key string) ([]byte, error)
+	// PutSecret stores a secret, replacing any with the same kind and key.
+	// Secrets (password hashes, refresh-token families, API keys) live
+	// beside the records but never in the event log.
+	PutSecret(kind, key string, value []byte) error
+	// DeleteSecret removes a secret and reports whether there was one.
+	DeleteSecret(kind, key string) (bool, error)
 	// Migrate runs the steps from one schema to the next and records the
 	// new schema as applied.
 	Migrate(from, to *schema.Schema, steps []schema.Step) error

@@ -5,7 +5,6 @@
 package rest
 
 import (
-	"crypto/subtle"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/auth"
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/gateway"
@@ -24,9 +24,11 @@ type Options struct {
 	Engine *engine.Engine
 	Hub    *eventlog.Hub
 	Log    *slog.Logger
-	// AdminToken, when set, is a bearer token that acts as an
-	// administrator (the "admin secret"; user sign-in comes with auth).
-	AdminToken string
+	// Auth authenticates callers and serves the auth endpoints.
+	Auth *auth.Service
+	// RateLimit, when set, limits requests per signed-in identity, or per
+	// IP address for anonymous callers.
+	RateLimit *gateway.Limiter
 	// Heartbeat is the SSE comment interval; default 15s.
 	Heartbeat time.Duration
 	// OpenAPI renders the OpenAPI document of a schema.
@@ -56,6 +58,13 @@ func New(o Options) http.Handler {
 	route("/api/batch", methods{"POST": h.batch})
 	route("/api/events", methods{"GET": h.events})
 	route("/api/events/stream", methods{"GET": h.stream})
+	route("/api/auth/signup", methods{"POST": h.signup})
+	route("/api/auth/login", methods{"POST": h.login})
+	route("/api/auth/refresh", methods{"POST": h.refresh})
+	route("/api/auth/logout", methods{"POST": h.logout})
+	route("/api/auth/me", methods{"GET": h.me})
+	route("/api/keys", methods{"GET": h.listKeys, "POST": h.createKey})
+	route("/api/keys/{id}", methods{"DELETE": h.deleteKey})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		gateway.WriteError(w, r, o.Log, mantle.Errorf(mantle.NotFound, "route.not_found", "no route %s %s", r.Method, r.URL.Path))
 	})
@@ -81,30 +90,31 @@ func (h *handler) authn(m methods) http.Handler {
 				Status: http.StatusMethodNotAllowed, Message: r.Method + " is not allowed here; use " + strings.Join(allow, ", ")})
 			return
 		}
-		id, err := h.identify(r)
+		id, cred, err := h.Auth.Authenticate(r.Context(), r.Header.Get("Authorization"))
 		if err != nil {
 			gateway.WriteError(w, r, h.Log, err)
 			return
 		}
-		r = r.WithContext(mantle.WithIdentity(r.Context(), id))
+		if h.RateLimit != nil {
+			key := "id:" + id.ID
+			if id.Anonymous() {
+				key = "ip:" + clientIP(r)
+			}
+			if ok, wait := h.RateLimit.Allow(key); !ok {
+				gateway.WriteError(w, r, h.Log, &mantle.Error{Code: mantle.RateLimited, Reason: "rate_limited",
+					Message: "too many requests; slow down", RetryAfter: int(wait.Seconds()) + 1})
+				return
+			}
+		}
+		ctx := mantle.WithIdentity(r.Context(), id)
+		if cred.Kind != "" {
+			ctx = auth.WithCredential(ctx, cred)
+		}
+		r = r.WithContext(ctx)
 		if err := fn(w, r); err != nil {
 			gateway.WriteError(w, r, h.Log, err)
 		}
 	})
-}
-
-// identify reads the bearer credentials. Without any the caller is
-// anonymous; with credentials that are not valid the request fails.
-func (h *handler) identify(r *http.Request) (mantle.Identity, error) {
-	authz := r.Header.Get("Authorization")
-	if authz == "" {
-		return mantle.Identity{}, nil
-	}
-	token, ok := strings.CutPrefix(authz, "Bearer ")
-	if ok && h.AdminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(h.AdminToken)) == 1 {
-		return mantle.Identity{ID: "admin", Roles: []string{"admin"}}, nil
-	}
-	return mantle.Identity{}, mantle.Errorf(mantle.Unauthenticated, "auth.invalid_credentials", "the credentials are not valid")
 }
 
 // writeJSON writes b and a newline. A failed write means the client went

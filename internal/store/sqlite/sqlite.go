@@ -187,6 +187,12 @@ var bootstrap = []string{
 	) STRICT`,
 	`CREATE INDEX IF NOT EXISTS _mantle_events_record ON _mantle_events (collection, subject, seq)`,
 	`CREATE TABLE IF NOT EXISTS _mantle_meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) STRICT`,
+	`CREATE TABLE IF NOT EXISTS _mantle_secrets (
+		kind TEXT NOT NULL,
+		key TEXT NOT NULL,
+		value BLOB NOT NULL,
+		PRIMARY KEY (kind, key)
+	) STRICT, WITHOUT ROWID`,
 }
 
 // Path returns the database file's path.

@@ -37,6 +37,7 @@ func Run(t *testing.T, open Open) {
 		{"RecordEvent", testRecordEvent},
 		{"ListKeyset", testList},
 		{"MigrateSteps", testMigrate},
+		{"Secrets", testSecrets},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -441,5 +442,63 @@ func testMigrate(t *testing.T, s store.Store) {
 	applied, _ = s.Schema(ctx)
 	if len(applied.Collection("things").Indexes) != 1 {
 		t.Errorf("failed migration changed the applied schema")
+	}
+}
+
+func testSecrets(t *testing.T, s store.Store) {
+	put := func(kind, key, value string, fail bool) error {
+		return s.Write(ctx, func(tx store.Tx) error {
+			if err := tx.PutSecret(kind, key, []byte(value)); err != nil {
+				return err
+			}
+			got, err := tx.Secret(kind, key)
+			if err != nil || string(got) != value {
+				return fmt.Errorf("read own write: %q %v", got, err)
+			}
+			if fail {
+				return errors.New("deliberate")
+			}
+			return nil
+		})
+	}
+	if err := put("password", "u1", "hash-1", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("password", "u1", "hash-2", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("password", "u2", "rolled back", true); err == nil {
+		t.Fatal("the failing write succeeded")
+	}
+	if err := put("session", "u1", "other kind", false); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := s.Secret(ctx, "password", "u1"); err != nil || string(v) != "hash-2" {
+		t.Errorf("password u1: %q %v, want the replaced value", v, err)
+	}
+	if _, err := s.Secret(ctx, "password", "u2"); mantle.ErrorCode(err) != mantle.NotFound {
+		t.Errorf("a rolled-back secret: %v, want not_found", err)
+	}
+	all, err := s.Secrets(ctx, "password")
+	if err != nil || len(all) != 1 || string(all["u1"]) != "hash-2" {
+		t.Errorf("Secrets: %q %v", all, err)
+	}
+	var deleted, again bool
+	err = s.Write(ctx, func(tx store.Tx) error {
+		var err error
+		if deleted, err = tx.DeleteSecret("password", "u1"); err != nil {
+			return err
+		}
+		again, err = tx.DeleteSecret("password", "u1")
+		return err
+	})
+	if err != nil || !deleted || again {
+		t.Errorf("delete: %v %v %v", deleted, again, err)
+	}
+	if _, err := s.Secret(ctx, "password", "u1"); mantle.ErrorCode(err) != mantle.NotFound {
+		t.Errorf("deleted secret: %v", err)
+	}
+	if v, err := s.Secret(ctx, "session", "u1"); err != nil || string(v) != "other kind" {
+		t.Errorf("kinds are separate: %q %v", v, err)
 	}
 }

@@ -1,0 +1,178 @@
+package rest
+
+import (
+	"encoding/json"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/auth"
+	"github.com/mantlehq/mantle/internal/gateway"
+	"github.com/mantlehq/mantle/internal/schema"
+)
+
+// clientIP is the address sign-in throttles and rate limits count by: the
+// connection's peer. (Behind a proxy every client shares the proxy's
+// address; see docs/auth.md.)
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// stringField reads a required string member of a JSON object.
+func stringField(obj map[string]json.RawMessage, name string) (string, error) {
+	raw, ok := obj[name]
+	var s string
+	if !ok || json.Unmarshal(raw, &s) != nil {
+		return "", mantle.FieldError("auth.invalid_request", name+" is required and must be a string",
+			map[string]string{name: "required string"})
+	}
+	return s, nil
+}
+
+func (h *handler) signup(w http.ResponseWriter, r *http.Request) error {
+	obj, err := gateway.ReadObject(r)
+	if err != nil {
+		return err
+	}
+	pw, err := stringField(obj, "password")
+	if err != nil {
+		return err
+	}
+	delete(obj, "password")
+	u, err := h.Auth.Signup(r.Context(), auth.SignupInput{Password: pw, Fields: obj, IP: clientIP(r)})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, append(append([]byte(`{"user":`), u...), '}'))
+}
+
+func (h *handler) writeTokens(w http.ResponseWriter, t *auth.Tokens) error {
+	b, err := json.Marshal(t)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusOK, b)
+}
+
+func (h *handler) login(w http.ResponseWriter, r *http.Request) error {
+	obj, err := gateway.ReadObject(r)
+	if err != nil {
+		return err
+	}
+	email, err := stringField(obj, "email")
+	if err != nil {
+		return err
+	}
+	pw, err := stringField(obj, "password")
+	if err != nil {
+		return err
+	}
+	t, err := h.Auth.Login(r.Context(), email, pw, clientIP(r))
+	if err != nil {
+		return err
+	}
+	return h.writeTokens(w, t)
+}
+
+func (h *handler) refresh(w http.ResponseWriter, r *http.Request) error {
+	obj, err := gateway.ReadObject(r)
+	if err != nil {
+		return err
+	}
+	tok, err := stringField(obj, "refreshToken")
+	if err != nil {
+		return err
+	}
+	t, err := h.Auth.Refresh(r.Context(), tok)
+	if err != nil {
+		return err
+	}
+	return h.writeTokens(w, t)
+}
+
+func (h *handler) logout(w http.ResponseWriter, r *http.Request) error {
+	id := mantle.IdentityFrom(r.Context())
+	cred := auth.CredentialFrom(r.Context())
+	if cred.Kind != "user" {
+		return mantle.Errorf(mantle.Unauthenticated, "auth.required", "sign in with a user's access token to sign out")
+	}
+	if err := h.Auth.Logout(r.Context(), id, cred.Session); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *handler) me(w http.ResponseWriter, r *http.Request) error {
+	id := mantle.IdentityFrom(r.Context())
+	if auth.CredentialFrom(r.Context()).Kind != "user" {
+		if id.Anonymous() {
+			return mantle.Errorf(mantle.Unauthenticated, "auth.required", "sign in to see your user")
+		}
+		return mantle.Errorf(mantle.NotFound, "auth.not_a_user", "these credentials (an API key or the admin token) belong to no user")
+	}
+	c, rec, err := h.Engine.Get(r.Context(), schema.UsersCollection, id.ID)
+	if err != nil {
+		return err
+	}
+	return h.writeRecord(w, http.StatusOK, c, rec)
+}
+
+func (h *handler) createKey(w http.ResponseWriter, r *http.Request) error {
+	obj, err := gateway.ReadObject(r)
+	if err != nil {
+		return err
+	}
+	var in auth.KeyInput
+	name, err := stringField(obj, "name")
+	if err != nil {
+		return err
+	}
+	in.Name = name
+	if raw, ok := obj["roles"]; ok && json.Unmarshal(raw, &in.Roles) != nil {
+		return mantle.FieldError("auth.invalid_key", "roles must be a list of strings", map[string]string{"roles": "a list of strings"})
+	}
+	if raw, ok := obj["expiresAt"]; ok && string(raw) != "null" {
+		var t time.Time
+		if json.Unmarshal(raw, &t) != nil {
+			return mantle.FieldError("auth.invalid_key", "expiresAt must be an RFC 3339 time", map[string]string{"expiresAt": "RFC 3339 time"})
+		}
+		in.ExpiresAt = &t
+	}
+	k, err := h.Auth.CreateKey(r.Context(), mantle.IdentityFrom(r.Context()), in)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(k)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	return writeJSON(w, http.StatusCreated, b)
+}
+
+func (h *handler) listKeys(w http.ResponseWriter, r *http.Request) error {
+	keys, err := h.Auth.ListKeys(r.Context(), mantle.IdentityFrom(r.Context()))
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(map[string]any{"items": keys})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, b)
+}
+
+func (h *handler) deleteKey(w http.ResponseWriter, r *http.Request) error {
+	if err := h.Auth.DeleteKey(r.Context(), mantle.IdentityFrom(r.Context()), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

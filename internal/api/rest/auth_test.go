@@ -1,0 +1,208 @@
+package rest_test
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/mantlehq/mantle/internal/apptest"
+	"github.com/mantlehq/mantle/internal/config"
+)
+
+// ruled is a project whose rules are those of API.md's example.
+const ruled = `
+name: ruled
+collections:
+  posts:
+    fields:
+      title:     { type: text, required: true }
+      views:     { type: number }
+      published: { type: bool }
+      author:    { type: relation, collection: users }
+    rules:
+      list:   "published || record.author == auth.id"
+      view:   "published || record.author == auth.id"
+      create: "auth.id != '' && data.author == auth.id"
+      update: "record.author == auth.id && (!has(data.author) || data.author == auth.id)"
+      delete: "record.author == auth.id"
+  comments:
+    fields:
+      post: { type: relation, collection: posts, required: true }
+      body: { type: text }
+    rules:
+      list: "true"
+      view: "true"
+      create: "auth.id != ''"
+`
+
+func bearer(token string) string { return "Authorization: Bearer " + token }
+
+func TestSignupLoginRefreshLogout(t *testing.T) {
+	s := apptest.Start(t, ruled)
+	var userID, access, refresh, access2, refresh2 string
+	s.Run(t, []apptest.Scenario{
+		{Name: "signup", Method: "POST", Path: "/api/auth/signup",
+			Body: `{"email":" Ada@Example.com ","password":"correct horse","name":"Ada"}`, Status: 201,
+			Contains: []string{`"user":{`, `"email":"ada@example.com"`, `"name":"Ada"`, `"roles":null`},
+			Events:   []string{"record.created users", "auth.signup /auth"},
+			Check: func(t *testing.T, r *apptest.Response) {
+				if strings.Contains(string(r.Body), "argon2") || strings.Contains(string(r.Body), "correct horse") {
+					t.Error("the answer leaks the password or its hash")
+				}
+				var out struct{ User struct{ ID string } }
+				json.Unmarshal(r.Body, &out)
+				userID = out.User.ID
+			}},
+		{Name: "signup again", Method: "POST", Path: "/api/auth/signup",
+			Body: `{"email":"ada@example.com","password":"another one"}`, Status: 409, Code: "conflict", Reason: "auth.email_taken"},
+		{Name: "signup short password", Method: "POST", Path: "/api/auth/signup",
+			Body: `{"email":"b@example.com","password":"1234567"}`, Status: 400, Reason: "auth.weak_password", Fields: []string{"password"}},
+		{Name: "signup bad email", Method: "POST", Path: "/api/auth/signup",
+			Body: `{"email":"not an email","password":"12345678"}`, Status: 400, Reason: "auth.invalid_email", Fields: []string{"email"}},
+		{Name: "signup choosing roles", Method: "POST", Path: "/api/auth/signup",
+			Body: `{"email":"c@example.com","password":"12345678","roles":["admin"]}`, Status: 403, Code: "permission_denied", Reason: "auth.roles_protected"},
+		{Name: "signup unknown field", Method: "POST", Path: "/api/auth/signup",
+			Body: `{"email":"d@example.com","password":"12345678","bogus":1}`, Status: 400, Reason: "record.validation", Fields: []string{"bogus"}},
+		{Name: "signup without password", Method: "POST", Path: "/api/auth/signup",
+			Body: `{"email":"e@example.com"}`, Status: 400, Reason: "auth.invalid_request", Fields: []string{"password"}},
+		{Name: "login", Method: "POST", Path: "/api/auth/login", Body: `{"email":"ADA@example.com","password":"correct horse"}`, Status: 200,
+			Contains: []string{`"accessToken":"`, `"refreshToken":"mr_`, `"expiresIn":900`, `"email":"ada@example.com"`},
+			Events:   []string{"auth.login /auth"},
+			Check: func(t *testing.T, r *apptest.Response) {
+				var out struct{ AccessToken, RefreshToken string }
+				json.Unmarshal(r.Body, &out)
+				access, refresh = out.AccessToken, out.RefreshToken
+				if r.Header.Get("Cache-Control") != "no-store" {
+					t.Error("tokens must not be cached")
+				}
+			}},
+	})
+	s.Run(t, []apptest.Scenario{
+		{Name: "me", Method: "GET", Path: "/api/auth/me", Headers: []string{bearer(access)}, Status: 200,
+			Contains: []string{`"id":"` + userID + `"`}},
+		{Name: "me anonymous", Method: "GET", Path: "/api/auth/me", Status: 401, Reason: "auth.required"},
+		{Name: "me with the admin secret", Method: "GET", Path: "/api/auth/me", Headers: []string{"admin"}, Status: 404, Reason: "auth.not_a_user"},
+		{Name: "refresh", Method: "POST", Path: "/api/auth/refresh", Body: map[string]string{"refreshToken": refresh}, Status: 200,
+			Contains: []string{`"refreshToken":"mr_`},
+			Check: func(t *testing.T, r *apptest.Response) {
+				var out struct{ AccessToken, RefreshToken string }
+				json.Unmarshal(r.Body, &out)
+				access2, refresh2 = out.AccessToken, out.RefreshToken
+				if refresh2 == refresh {
+					t.Error("the refresh token did not rotate")
+				}
+			}},
+	})
+	s.Run(t, []apptest.Scenario{
+		{Name: "the new access token works", Method: "GET", Path: "/api/auth/me", Headers: []string{bearer(access2)}, Status: 200},
+		{Name: "logout", Method: "POST", Path: "/api/auth/logout", Headers: []string{bearer(access2)}, Status: 204,
+			Events: []string{"auth.logout /auth"}},
+		{Name: "access token after logout", Method: "GET", Path: "/api/auth/me", Headers: []string{bearer(access2)}, Status: 401, Reason: "auth.token_revoked"},
+		{Name: "the older access token of the session too", Method: "GET", Path: "/api/auth/me", Headers: []string{bearer(access)}, Status: 401, Reason: "auth.token_revoked"},
+		{Name: "refresh after logout", Method: "POST", Path: "/api/auth/refresh", Body: map[string]string{"refreshToken": refresh2}, Status: 401, Reason: "auth.invalid_refresh_token"},
+		{Name: "logout anonymous", Method: "POST", Path: "/api/auth/logout", Status: 401, Reason: "auth.required"},
+	})
+}
+
+// A wrong password and an unknown email are indistinguishable.
+func TestLoginFailuresLookAlike(t *testing.T) {
+	s := apptest.Start(t, ruled)
+	s.SignUp("ada@example.com", "correct horse")
+	var bodies []map[string]any
+	for _, body := range []string{`{"email":"ada@example.com","password":"wrong horse"}`, `{"email":"nobody@example.com","password":"wrong horse"}`} {
+		s.Run(t, []apptest.Scenario{{Name: "login", Method: "POST", Path: "/api/auth/login", Body: body, Status: 401,
+			Code: "unauthenticated", Reason: "auth.invalid_credentials", Events: []string{"auth.login_failed /auth"},
+			Check: func(t *testing.T, r *apptest.Response) {
+				m := r.JSON()
+				delete(m, "requestId")
+				bodies = append(bodies, m)
+			}}})
+	}
+	a, _ := json.Marshal(bodies[0])
+	b, _ := json.Marshal(bodies[1])
+	if string(a) != string(b) {
+		t.Errorf("the answers differ:\n%s\n%s", a, b)
+	}
+}
+
+// Presenting a spent refresh token revokes the whole session family: the
+// thief's and the victim's tokens alike.
+func TestRefreshReuseRevokesFamily(t *testing.T) {
+	s := apptest.Start(t, ruled)
+	s.SignUp("ada@example.com", "correct horse")
+	_, stolen := s.Login("ada@example.com", "correct horse")
+	r := s.Do("POST", "/api/auth/refresh", map[string]string{"refreshToken": stolen})
+	var pair struct{ AccessToken, RefreshToken string }
+	json.Unmarshal(r.Body, &pair)
+	if r.Status != 200 {
+		t.Fatalf("refresh: %d %s", r.Status, r.Body)
+	}
+	s.Run(t, []apptest.Scenario{
+		{Name: "reuse of the spent token", Method: "POST", Path: "/api/auth/refresh", Body: map[string]string{"refreshToken": stolen},
+			Status: 401, Reason: "auth.refresh_token_reused", Events: []string{"auth.refresh_reused /auth"}},
+		{Name: "the current refresh token is revoked too", Method: "POST", Path: "/api/auth/refresh", Body: map[string]string{"refreshToken": pair.RefreshToken},
+			Status: 401, Reason: "auth.invalid_refresh_token"},
+		{Name: "and the session's access token", Method: "GET", Path: "/api/auth/me", Headers: []string{bearer(pair.AccessToken)},
+			Status: 401, Reason: "auth.token_revoked"},
+		{Name: "a made-up token is not reuse", Method: "POST", Path: "/api/auth/refresh",
+			Body: map[string]string{"refreshToken": "mr_01jxxxxxxxxxxxxxxxxxxxxxxx_made-up"}, Status: 401, Reason: "auth.invalid_refresh_token"},
+		{Name: "garbage", Method: "POST", Path: "/api/auth/refresh", Body: `{"refreshToken":42}`, Status: 400, Reason: "auth.invalid_request"},
+	})
+}
+
+func TestAPIKeys(t *testing.T) {
+	s := apptest.Start(t, ruled)
+	_, user := s.User("ada@example.com")
+	var id, key string
+	s.Run(t, []apptest.Scenario{
+		{Name: "anonymous may not create keys", Method: "POST", Path: "/api/keys", Body: `{"name":"ci"}`, Status: 401, Reason: "auth.required"},
+		{Name: "users may not create keys", Method: "POST", Path: "/api/keys", Body: `{"name":"ci"}`, Headers: []string{user}, Status: 403, Reason: "policy.denied"},
+		{Name: "expiry in the past", Method: "POST", Path: "/api/keys", Body: `{"name":"ci","expiresAt":"2001-01-01T00:00:00Z"}`, Headers: []string{"admin"},
+			Status: 400, Reason: "auth.invalid_key", Fields: []string{"expiresAt"}},
+		{Name: "create", Method: "POST", Path: "/api/keys", Body: `{"name":"ci","roles":["admin"]}`, Headers: []string{"admin"}, Status: 201,
+			Contains: []string{`"key":"mk_`, `"roles":["admin"]`}, Events: []string{"auth.key_created /auth"},
+			Check: func(t *testing.T, r *apptest.Response) {
+				var out struct{ ID, Key string }
+				json.Unmarshal(r.Body, &out)
+				id, key = out.ID, out.Key
+			}},
+	})
+	s.Run(t, []apptest.Scenario{
+		{Name: "the key acts with its roles", Method: "GET", Path: "/api/keys", Headers: []string{bearer(key)}, Status: 200,
+			Contains: []string{`"id":"` + id + `"`, `"name":"ci"`},
+			Check: func(t *testing.T, r *apptest.Response) {
+				if strings.Contains(string(r.Body), key[len(key)-20:]) || strings.Contains(string(r.Body), "hash") {
+					t.Error("the list shows the key's secret or hash")
+				}
+			}},
+		{Name: "a key with a wrong secret", Method: "GET", Path: "/api/keys", Headers: []string{bearer(key[:len(key)-2] + "xx")}, Status: 401, Reason: "auth.invalid_credentials"},
+		{Name: "revoke", Method: "DELETE", Path: "/api/keys/" + id, Headers: []string{"admin"}, Status: 204, Events: []string{"auth.key_revoked /auth"}},
+		{Name: "a revoked key", Method: "GET", Path: "/api/keys", Headers: []string{bearer(key)}, Status: 401, Reason: "auth.invalid_credentials"},
+		{Name: "revoke again", Method: "DELETE", Path: "/api/keys/" + id, Headers: []string{"admin"}, Status: 404, Reason: "auth.key_not_found"},
+	})
+}
+
+// Sign-in is throttled per account and per IP address.
+func TestSignInThrottle(t *testing.T) {
+	s := apptest.StartConfig(t, ruled, func(c *config.Config) { c.SignInLimit = 6 }) // 3 per account
+	try := func(email string, status int) {
+		t.Helper()
+		r := s.Do("POST", "/api/auth/login", map[string]string{"email": email, "password": "wrong password"})
+		if r.Status != status {
+			t.Fatalf("login %s: %d, want %d: %s", email, r.Status, status, r.Body)
+		}
+		if status == 429 {
+			apptest.CheckProblem(t, r, "rate_limited", "auth.throttled", nil)
+			if ra := r.Header.Get("Retry-After"); ra == "" || ra == "0" {
+				t.Errorf("Retry-After %q", ra)
+			}
+		}
+	}
+	for i := 0; i < 3; i++ {
+		try("a@example.com", 401)
+	}
+	try("a@example.com", 429) // the account's limit
+	try("b@example.com", 401) // another account from the same IP still gets through
+	try("b@example.com", 401)
+	try("c@example.com", 429) // the IP's limit: 6 attempts
+}
