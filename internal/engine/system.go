@@ -76,4 +76,3 @@ func (e *Engine) Audit(ctx context.Context, evs ...*eventlog.Event) error {
 		return nil
 	})
 }
-
