@@ -24,6 +24,8 @@ func commands() []command {
 		{"init", "write a new project folder with a commented example", initProject},
 		{"plan", "print the steps that bring the database to the project files", planCmd},
 		{"apply", "run those steps (destructive ones need --allow-destructive)", apply},
+		{"users", "create a user, such as the first administrator (server stopped)", usersCmd},
+		{"keys", "rotate the token signing keys (server stopped)", keysCmd},
 		{"replay", "rebuild a data folder from its event log alone", replayCmd},
 		{"bench", "load a running server and report requests/s and latency", benchCmd},
 	}

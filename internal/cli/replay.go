@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/mantlehq/mantle/internal/auth"
 	"github.com/mantlehq/mantle/internal/replay"
 	"github.com/mantlehq/mantle/internal/store/sqlite"
 )
@@ -43,6 +44,15 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "Replayed %d events from %s into %s.\n", n, *data, *into)
+	secrets, err := replay.CopySecrets(ctx, src, dst, auth.SecretKinds)
+	if err != nil {
+		return err
+	}
+	if keys, err := os.ReadFile(filepath.Join(*data, auth.KeysFile)); err == nil {
+		if err := os.WriteFile(filepath.Join(*into, auth.KeysFile), keys, 0o600); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(stdout, "Replayed %d events from %s into %s, and copied %d secrets and the signing keys.\n", n, *data, *into, secrets)
 	return nil
 }

@@ -208,6 +208,7 @@ func (e *Engine) apply(tx store.Tx, id mantle.Identity, p prepared, pfx string) 
 	c, now := p.coll, e.now()
 	res := Result{Collection: c}
 	ev := &eventlog.Event{Collection: c.Name, Time: now, Actor: id.ID}
+	var audit *eventlog.Event // a role change, recorded after the record's event
 	switch p.op.Kind {
 	case Create:
 		if err := checkRelations(tx, e.Schema(), c, p.data, pfx); err != nil {
@@ -220,9 +221,7 @@ func (e *Engine) apply(tx store.Tx, id mantle.Identity, p prepared, pfx string) 
 		ev.Type, ev.Subject, ev.Data = eventlog.RecordCreated, p.rec.ID, p.eventData
 		res.Record, res.JSON = p.rec, p.recJSON
 		if roles := p.rec.Data[schema.RolesField]; c.Name == schema.UsersCollection && roles != nil {
-			if err := tx.Append(rolesChanged(now, id, p.rec.ID, nil, roles)); err != nil {
-				return res, err
-			}
+			audit = rolesChanged(now, id, p.rec.ID, nil, roles)
 		}
 	case Update:
 		cur, err := e.current(tx, id, c, p.op, schema.OpUpdate, p.data)
@@ -257,9 +256,7 @@ func (e *Engine) apply(tx store.Tx, id mantle.Identity, p prepared, pfx string) 
 		res.Record, res.JSON = r, c.MarshalRecord(r)
 		ev.Data = eventlog.NewRecordData(res.JSON, c.MarshalRecord(cur), changed)
 		if c.Name == schema.UsersCollection && slices.Contains(changed, schema.RolesField) {
-			if err := tx.Append(rolesChanged(now, id, r.ID, cur.Data[schema.RolesField], r.Data[schema.RolesField])); err != nil {
-				return res, err
-			}
+			audit = rolesChanged(now, id, r.ID, cur.Data[schema.RolesField], r.Data[schema.RolesField])
 		}
 	case Delete:
 		cur, err := e.current(tx, id, c, p.op, schema.OpDelete, nil)
@@ -274,6 +271,11 @@ func (e *Engine) apply(tx store.Tx, id mantle.Identity, p prepared, pfx string) 
 	}
 	if err := tx.Append(ev); err != nil {
 		return res, err
+	}
+	if audit != nil {
+		if err := tx.Append(audit); err != nil {
+			return res, err
+		}
 	}
 	res.Seq = ev.Seq
 	return res, nil

@@ -108,3 +108,34 @@ func apply(tx store.Tx, s *schema.Schema, ev *eventlog.Event) (*schema.Schema, e
 	}
 	return s, nil
 }
+
+// SecretSource is a store whose secrets can be read.
+type SecretSource interface {
+	Secrets(ctx context.Context, kind string) (map[string][]byte, error)
+}
+
+// CopySecrets copies the secrets of the given kinds (password hashes,
+// sessions, API keys: what the log does not carry) from src to dst, and
+// returns how many it copied.
+func CopySecrets(ctx context.Context, src SecretSource, dst store.Store, kinds []string) (int, error) {
+	n := 0
+	for _, kind := range kinds {
+		all, err := src.Secrets(ctx, kind)
+		if err != nil {
+			return n, err
+		}
+		err = dst.Write(ctx, func(tx store.Tx) error {
+			for k, v := range all {
+				if err := tx.PutSecret(kind, k, v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return n, err
+		}
+		n += len(all)
+	}
+	return n, nil
+}
