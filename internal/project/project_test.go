@@ -18,6 +18,7 @@ import (
 // and validate against the published JSON Schema.
 var projectFiles = []string{
 	"../../examples/blog/mantle.yaml",
+	"../../examples/bench/mantle.yaml",
 	"../cli/templates/mantle.yaml",
 }
 

@@ -43,8 +43,10 @@ func Document(s *schema.Schema) obj {
 	}
 	tags = append(tags, obj{"name": "events", "description": "The event log."},
 		obj{"name": "meta", "description": "Health, schema and this document."},
-		obj{"name": "batch", "description": "Atomic multi-record writes."})
+		obj{"name": "batch", "description": "Atomic multi-record writes."},
+		obj{"name": "auth", "description": "Accounts, tokens and API keys."})
 	metaPaths(paths, s)
+	authPaths(paths, schemas)
 	return obj{
 		"openapi": "3.1.0",
 		"info": obj{
@@ -82,6 +84,7 @@ func errorResponses() obj {
 		{"PreconditionFailed", "If-Match does not match the record's version."},
 		{"TooLarge", "The body is larger than the limit."},
 		{"UnsupportedMediaType", "The body is not application/json."},
+		{"RateLimited", "Too many attempts; the Retry-After header says when to retry."},
 	} {
 		out[e.name] = obj{"description": e.desc, "content": obj{"application/problem+json": obj{"schema": ref("Problem")}}}
 	}
@@ -90,7 +93,7 @@ func errorResponses() obj {
 
 func errs(codes ...string) obj {
 	names := map[string]string{"400": "BadRequest", "401": "Unauthenticated", "403": "PermissionDenied",
-		"404": "NotFound", "409": "Conflict", "412": "PreconditionFailed", "413": "TooLarge", "415": "UnsupportedMediaType"}
+		"404": "NotFound", "409": "Conflict", "412": "PreconditionFailed", "413": "TooLarge", "415": "UnsupportedMediaType", "429": "RateLimited"}
 	out := obj{}
 	for _, c := range codes {
 		out[c] = obj{"$ref": "#/components/responses/" + names[c]}
