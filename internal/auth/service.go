@@ -54,6 +54,7 @@ type Service struct {
 	throttle *throttles
 	revoked  sync.Map // session id → time.Time it was revoked
 	apiKeys  sync.Map // key id → *apiKey, a read-through cache
+	verified verified // access tokens whose signature was checked
 }
 
 // New returns a service over the engine, signing with keys.

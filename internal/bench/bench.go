@@ -35,6 +35,7 @@ type Options struct {
 	Token       string        // bearer token, if the collection needs one
 	Subscribers int           // realtime; default 100
 	Rate        int           // realtime writes per second; default 500
+	RuleRecords int           // rule workloads: records per collection; default 50000
 	Target      string        // label in the report
 	Log         io.Writer
 }
@@ -67,6 +68,9 @@ func (o *Options) defaults() {
 	if o.Rate <= 0 {
 		o.Rate = 500
 	}
+	if o.RuleRecords <= 0 {
+		o.RuleRecords = 50000
+	}
 	if o.Target == "" {
 		o.Target = "mantle"
 	}
@@ -84,6 +88,7 @@ type runner struct {
 	seq    atomic.Int64
 	body   string
 	run    string // unique per run, keeps titles unique across runs
+	rules  *ruleState
 }
 
 // Run runs the workloads and returns their results.
@@ -102,8 +107,10 @@ func Run(ctx context.Context, o Options) ([]*Result, error) {
 	}
 	r.path = u.Path
 	defer tr.CloseIdleConnections()
-	if err := r.preload(ctx); err != nil {
-		return nil, err
+	if needsPosts(o.Workloads) {
+		if err := r.preload(ctx); err != nil {
+			return nil, err
+		}
 	}
 	var results []*Result
 	for _, w := range o.Workloads {
@@ -115,8 +122,17 @@ func Run(ctx context.Context, o Options) ([]*Result, error) {
 			res, err = r.closedLoop(ctx, w)
 		case "realtime":
 			res, err = r.realtime(ctx)
+		case "login":
+			if err = r.rulesSetup(ctx); err == nil {
+				res, err = r.loginWorkload(ctx)
+			}
 		default:
-			return nil, fmt.Errorf("unknown workload %q: use create, get, list, mixed or realtime", w)
+			if !ruleWorkloads[w] {
+				return nil, fmt.Errorf("unknown workload %q: use create, get, list, mixed, realtime, get-open, get-owned, list-open, list-owned or login", w)
+			}
+			if err = r.rulesSetup(ctx); err == nil {
+				res, err = r.closedLoop(ctx, w)
+			}
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", w, err)
@@ -199,9 +215,21 @@ func (r *runner) preload(ctx context.Context) error {
 	return nil
 }
 
+func needsPosts(ws []string) bool {
+	for _, w := range ws {
+		if !ruleWorkloads[w] {
+			return true
+		}
+	}
+	return false
+}
+
 // one issues a single request of a workload and reports whether it
 // succeeded.
 func (r *runner) one(c *conn, w string) bool {
+	if ruleWorkloads[w] {
+		return r.ruleRequest(c, w)
+	}
 	if w == "mixed" {
 		switch x := rand.IntN(10); {
 		case x < 6:
@@ -255,7 +283,11 @@ func (r *runner) loop(ctx context.Context, w string, res *Result) [][]time.Durat
 		go func(c int) {
 			defer wg.Done()
 			lat := make([]time.Duration, 0, 1<<14)
-			cn, err := newConn(r.o.URL, r.o.Token)
+			token := r.o.Token
+			if ruleWorkloads[w] {
+				token = r.rules.token
+			}
+			cn, err := newConn(r.o.URL, token)
 			if err != nil {
 				errs.Add(1)
 				return

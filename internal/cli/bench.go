@@ -28,6 +28,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.Token, "token", os.Getenv("MANTLE_BENCH_TOKEN"), "bearer token, if the collection's rules need one")
 	fs.IntVar(&o.Subscribers, "subscribers", 100, "realtime: SSE subscribers")
 	fs.IntVar(&o.Rate, "rate", 500, "realtime: writes per second")
+	fs.IntVar(&o.RuleRecords, "rule-records", 50000, "rule workloads: records in each of the open and owned collections")
 	baseline := fs.Bool("baseline", false, "also measure a bare net/http server returning the same JSON (the loopback ceiling)")
 	serveBaseline := fs.String("serve-baseline", "", "internal: serve the baseline on ADDR")
 	if err := fs.Parse(args); err != nil {
@@ -57,7 +58,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		bo.URL, bo.Target, bo.Token = url, "baseline", ""
 		bo.Workloads = nil
 		for _, w := range o.Workloads {
-			if w != "realtime" {
+			if w != "realtime" && w != "login" && !strings.HasSuffix(w, "-owned") && !strings.HasSuffix(w, "-open") {
 				bo.Workloads = append(bo.Workloads, w)
 			}
 		}
