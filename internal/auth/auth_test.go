@@ -12,7 +12,6 @@ import (
 	"github.com/mantlehq/mantle/internal/store/sqlite"
 )
 
-
 func TestPasswordHash(t *testing.T) {
 	h, err := HashPassword("correct horse")
 	if err != nil {
