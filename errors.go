@@ -22,6 +22,9 @@ const (
 	FailedPrecondition Code = "failed_precondition"
 	RateLimited        Code = "rate_limited"
 	Internal           Code = "internal"
+	// Unavailable is an addition to API.md: a service Mantle depends on
+	// (an OIDC provider) cannot be reached; retry later. 503.
+	Unavailable Code = "unavailable"
 )
 
 // Status returns the HTTP status of the code.
@@ -41,6 +44,8 @@ func (c Code) Status() int {
 		return http.StatusPreconditionFailed
 	case RateLimited:
 		return http.StatusTooManyRequests
+	case Unavailable:
+		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
 	}

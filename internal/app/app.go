@@ -80,11 +80,12 @@ func LoadProject(dir string) (*schema.Schema, error) {
 // ApplyProject loads the project and applies its safe steps, reporting
 // the destructive ones it skipped.
 func (a *App) ApplyProject(ctx context.Context) error {
-	s, err := LoadProject(a.Config.Project)
+	p, err := project.Load(a.Config.Project, policy.Check)
 	if err != nil {
 		return err
 	}
-	ran, skipped, err := a.Engine.Apply(ctx, s, engine.SafeOnly)
+	a.Auth.SetOIDC(p.OIDC, func(name string) string { return auth.OIDCSecret(a.Config.Data, name) })
+	ran, skipped, err := a.Engine.Apply(ctx, p.Schema, engine.SafeOnly)
 	if err != nil {
 		return err
 	}
@@ -105,7 +106,8 @@ func (a *App) Handler() http.Handler { return a.HandlerWith(0) }
 // HandlerWith returns the HTTP stack with an SSE heartbeat interval other
 // than the default 15s (tests use a short one).
 func (a *App) HandlerWith(heartbeat time.Duration) http.Handler {
-	o := rest.Options{Engine: a.Engine, Hub: a.Hub, Log: a.Log, Auth: a.Auth, OpenAPI: openapi.Render, Heartbeat: heartbeat}
+	o := rest.Options{Engine: a.Engine, Hub: a.Hub, Log: a.Log, Auth: a.Auth, OpenAPI: openapi.Render, Heartbeat: heartbeat,
+		PublicURL: a.Config.PublicURL}
 	if a.Config.RateLimit > 0 {
 		o.RateLimit = gateway.NewRateLimiter(a.Config.RateLimit, int(2*a.Config.RateLimit)+1)
 	}

@@ -17,6 +17,7 @@ import (
 	"encoding/hex"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mantlehq/mantle"
@@ -55,6 +56,10 @@ type Service struct {
 	revoked  sync.Map // session id → time.Time it was revoked
 	apiKeys  sync.Map // key id → *apiKey, a read-through cache
 	verified verified // access tokens whose signature was checked
+
+	oidcMu sync.RWMutex
+	oidc   map[string]*oidcProvider
+	starts atomic.Int64 // OIDC sign-ins started, to sweep old states now and then
 }
 
 // New returns a service over the engine, signing with keys.

@@ -7,9 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -28,6 +30,10 @@ type Config struct {
 	RateLimit float64
 	// AccessTTL is the lifetime of access tokens; default 15 minutes.
 	AccessTTL time.Duration
+	// PublicURL is the URL clients reach the server at, such as
+	// https://api.example.com; OIDC callbacks are built from it. Empty:
+	// taken from each request's Host.
+	PublicURL string
 	// SignInLimit is sign-in attempts per minute per IP address (default
 	// 20); an account gets half as many, sign-ups from an IP half as many.
 	SignInLimit int
@@ -44,6 +50,7 @@ const (
 	EnvRateLimit  = "MANTLE_RATE_LIMIT"
 	EnvAccessTTL  = "MANTLE_ACCESS_TTL"
 	EnvSignIn     = "MANTLE_SIGNIN_LIMIT"
+	EnvPublicURL  = "MANTLE_PUBLIC_URL"
 )
 
 // Default returns the settings before environment and flags.
@@ -63,6 +70,7 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	set(&c.HTTP, EnvHTTP)
 	set(&c.AdminToken, EnvAdminToken)
 	set(&c.LogLevel, EnvLogLevel)
+	set(&c.PublicURL, EnvPublicURL)
 	if v := getenv(EnvMaxBody); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -104,6 +112,7 @@ func (c *Config) Flags(fs *flag.FlagSet, serve bool) {
 		fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 		fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second per identity or IP (0: off)")
 		fs.DurationVar(&c.AccessTTL, "access-ttl", c.AccessTTL, "lifetime of access tokens")
+		fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the URL clients reach the server at (for OIDC callbacks)")
 		fs.IntVar(&c.SignInLimit, "signin-limit", c.SignInLimit, "sign-in attempts per minute per IP (an account gets half)")
 	}
 }
@@ -118,6 +127,13 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		return errors.New("the body limit must be at least 1024 bytes")
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("--public-url %q: want an absolute URL such as https://api.example.com", c.PublicURL)
+		}
+		c.PublicURL = strings.TrimRight(c.PublicURL, "/")
 	}
 	if c.SignInLimit < 2 {
 		return errors.New("the sign-in limit must be at least 2 attempts per minute")

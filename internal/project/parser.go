@@ -3,6 +3,7 @@ package project
 import (
 	"fmt"
 	"math"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ type parser struct {
 	file     string
 	check    RuleChecker
 	problems []Problem
+	oidc     []schema.OIDCProvider
 }
 
 func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
@@ -91,12 +93,14 @@ func (p *parser) strings(n *yaml.Node, what string) []string {
 func (p *parser) schema(root *yaml.Node) *schema.Schema {
 	s := &schema.Schema{}
 	var collections *yaml.Node
-	p.mapping(root, "the project", []string{"name", "collections"}, func(key string, k, v *yaml.Node) {
+	p.mapping(root, "the project", []string{"name", "collections", "auth"}, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "name":
 			s.Name, _ = p.str(v, "name")
 		case "collections":
 			collections = v
+		case "auth":
+			p.auth(v)
 		}
 	})
 	if len(p.problems) > 0 {
@@ -350,4 +354,54 @@ func find(n *yaml.Node, key string) *yaml.Node {
 		}
 	}
 	return nil
+}
+
+// auth reads the auth section: OIDC providers by name.
+func (p *parser) auth(n *yaml.Node) {
+	p.mapping(n, "auth", []string{"oidc"}, func(_ string, _, v *yaml.Node) {
+		p.mapping(v, "auth oidc", nil, func(name string, k, v *yaml.Node) {
+			what := fmt.Sprintf("oidc provider %q", name)
+			if !validName(name) {
+				p.errorf(k, "%s: a name is letters, digits and _ (it names the secret MANTLE_OIDC_%s_SECRET)", what, strings.ToUpper(name))
+				return
+			}
+			o := schema.OIDCProvider{Name: name}
+			p.mapping(v, what, []string{"issuer", "clientId", "scopes", "redirects"}, func(key string, _, v *yaml.Node) {
+				switch key {
+				case "issuer":
+					o.Issuer, _ = p.str(v, what+" issuer")
+				case "clientId":
+					o.ClientID, _ = p.str(v, what+" clientId")
+				case "scopes":
+					o.Scopes = p.strings(v, what+" scopes")
+				case "redirects":
+					o.Redirects = p.strings(v, what+" redirects")
+					for i, r := range o.Redirects {
+						if u, err := url.Parse(r); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+							p.errorf(v.Content[i], "%s: redirect %q must be an absolute http(s) URL", what, r)
+						}
+					}
+				}
+			})
+			if u, err := url.Parse(o.Issuer); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				p.errorf(v, "%s needs `issuer:`, the provider's https URL (such as https://accounts.google.com)", what)
+			}
+			if o.ClientID == "" {
+				p.errorf(v, "%s needs `clientId:`, as registered with the provider", what)
+			}
+			p.oidc = append(p.oidc, o)
+		})
+	})
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
+			return false
+		}
+	}
+	return true
 }

@@ -24,6 +24,8 @@ const MaxFileSize = 4 << 20
 type Project struct {
 	Dir    string
 	Schema *schema.Schema
+	// OIDC lists the OpenID Connect providers of the auth section.
+	OIDC []schema.OIDCProvider
 }
 
 // RuleChecker compiles a rule and returns a message for an invalid one.
@@ -62,11 +64,12 @@ func Load(dir string, check RuleChecker) (*Project, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := Parse(path, data, check)
+	p, err := parse(path, data, check)
 	if err != nil {
 		return nil, err
 	}
-	return &Project{Dir: dir, Schema: s}, nil
+	p.Dir = dir
+	return p, nil
 }
 
 func readFile(path string) ([]byte, error) {
@@ -85,6 +88,14 @@ func readFile(path string) ([]byte, error) {
 
 // Parse reads the text of a project file named file.
 func Parse(file string, data []byte, check RuleChecker) (*schema.Schema, error) {
+	p, err := parse(file, data, check)
+	if err != nil {
+		return nil, err
+	}
+	return p.Schema, nil
+}
+
+func parse(file string, data []byte, check RuleChecker) (*Project, error) {
 	p := &parser{file: file, check: check}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
@@ -97,7 +108,7 @@ func Parse(file string, data []byte, check RuleChecker) (*schema.Schema, error) 
 	if len(p.problems) > 0 {
 		return nil, &Error{Problems: p.problems}
 	}
-	return s, nil
+	return &Project{Schema: s, OIDC: p.oidc}, nil
 }
 
 // yamlProblem turns a YAML syntax error ("yaml: line 3: ...") into a

@@ -84,6 +84,27 @@ func authPaths(paths obj, schemas obj) {
 				"properties": obj{"items": obj{"type": "array", "items": ref("APIKey")}}})}, errs("401", "403")),
 		},
 	}
+	paths["/api/auth/providers"] = obj{"get": obj{
+		"operationId": "authProviders", "summary": "The OpenID Connect providers users may sign in with", "tags": []string{"auth"}, "security": public,
+		"responses": with(obj{"200": jsonAnswer("The providers.", obj{"type": "object", "required": []string{"providers"},
+			"properties": obj{"providers": obj{"type": "array", "items": obj{"type": "object", "required": []string{"name", "start"},
+				"properties": strProps("name", "start")}}}})}, errs("401")),
+	}}
+	provider := obj{"name": "provider", "in": "path", "required": true, "description": "The provider's name in the project file.", "schema": obj{"type": "string"}}
+	paths["/api/auth/oidc/{provider}"] = obj{"get": obj{
+		"operationId": "oidcStart", "summary": "Start signing in with an OpenID Connect provider", "tags": []string{"auth"}, "security": public,
+		"description": "Redirects the browser to the provider (authorization code flow with PKCE S256, state and nonce).",
+		"parameters": []obj{provider, queryParam("redirect", "The app URL to return to with the tokens; one of the provider's redirects.", obj{"type": "string"})},
+		"responses":  with(obj{"302": obj{"description": "To the provider's authorization endpoint."}}, errs("400", "401", "404")),
+	}}
+	paths["/api/auth/oidc/{provider}/callback"] = obj{"get": obj{
+		"operationId": "oidcCallback", "summary": "Where the provider returns the browser", "tags": []string{"auth"}, "security": public,
+		"parameters": []obj{provider, queryParam("code", "The authorization code.", obj{"type": "string"}), queryParam("state", "The state of the sign-in.", obj{"type": "string"})},
+		"responses": with(obj{
+			"200": jsonAnswer("A token pair, when the sign-in named no redirect.", ref("Tokens")),
+			"302": obj{"description": "To the app's redirect, with the tokens in the URL fragment."},
+		}, errs("401", "403", "404")),
+	}}
 	paths["/api/keys/{keyId}"] = obj{"delete": obj{
 		"operationId": "deleteKey", "summary": "Revoke an API key (administrators)", "tags": []string{"auth"},
 		"parameters": []obj{{"name": "keyId", "in": "path", "required": true, "description": "The key id.", "schema": obj{"type": "string"}}},

@@ -117,7 +117,7 @@ func problemSchema() obj {
 			"title":     obj{"type": "string"},
 			"status":    obj{"type": "integer"},
 			"detail":    obj{"type": "string"},
-			"code":      obj{"type": "string", "enum": []string{"invalid", "unauthenticated", "permission_denied", "not_found", "conflict", "failed_precondition", "rate_limited", "internal"}},
+			"code":      obj{"type": "string", "enum": []string{"invalid", "unauthenticated", "permission_denied", "not_found", "conflict", "failed_precondition", "rate_limited", "unavailable", "internal"}},
 			"reason":    obj{"type": "string"},
 			"fields":    obj{"type": "object", "additionalProperties": obj{"type": "string"}},
 			"requestId": obj{"type": "string"},

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/mantlehq/mantle"
@@ -175,4 +176,62 @@ func (h *handler) deleteKey(w http.ResponseWriter, r *http.Request) error {
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// callbackURL is this server's OIDC callback for a provider.
+func (h *handler) callbackURL(r *http.Request, provider string) string {
+	base := h.PublicURL
+	if base == "" {
+		scheme := "http"
+		if r.TLS != nil {
+			scheme = "https"
+		}
+		base = scheme + "://" + r.Host
+	}
+	return base + "/api/auth/oidc/" + url.PathEscape(provider) + "/callback"
+}
+
+func (h *handler) providers(w http.ResponseWriter, r *http.Request) error {
+	type p struct {
+		Name  string `json:"name"`
+		Start string `json:"start"`
+	}
+	out := []p{}
+	for _, n := range h.Auth.OIDCProviders() {
+		out = append(out, p{Name: n, Start: "/api/auth/oidc/" + url.PathEscape(n)})
+	}
+	b, _ := json.Marshal(map[string]any{"providers": out})
+	return writeJSON(w, http.StatusOK, b)
+}
+
+// oidcStart sends the browser to the provider.
+func (h *handler) oidcStart(w http.ResponseWriter, r *http.Request) error {
+	name := r.PathValue("provider")
+	to, err := h.Auth.OIDCStart(r.Context(), name, h.callbackURL(r, name), r.URL.Query().Get("redirect"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, to, http.StatusFound)
+	return nil
+}
+
+// oidcCallback is where the provider sends the browser back. With a
+// redirect the app gets the tokens in its URL's fragment; without, they
+// are the JSON answer.
+func (h *handler) oidcCallback(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	if e := q.Get("error"); e != "" {
+		return mantle.Errorf(mantle.Unauthenticated, "auth.oidc_failed", "the provider answered %s: %s", e, q.Get("error_description"))
+	}
+	res, err := h.Auth.OIDCCallback(r.Context(), r.PathValue("provider"), q.Get("code"), q.Get("state"), clientIP(r))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	if res.Redirect != "" {
+		http.Redirect(w, r, res.RedirectURL(), http.StatusFound)
+		return nil
+	}
+	return h.writeTokens(w, res.Tokens)
 }

@@ -26,6 +26,9 @@ type Options struct {
 	Log    *slog.Logger
 	// Auth authenticates callers and serves the auth endpoints.
 	Auth *auth.Service
+	// PublicURL is the server's external URL, for OIDC callbacks; empty:
+	// from the request.
+	PublicURL string
 	// RateLimit, when set, limits requests per signed-in identity, or per
 	// IP address for anonymous callers.
 	RateLimit *gateway.Limiter
@@ -63,6 +66,9 @@ func New(o Options) http.Handler {
 	route("/api/auth/refresh", methods{"POST": h.refresh})
 	route("/api/auth/logout", methods{"POST": h.logout})
 	route("/api/auth/me", methods{"GET": h.me})
+	route("/api/auth/providers", methods{"GET": h.providers})
+	route("/api/auth/oidc/{provider}", methods{"GET": h.oidcStart})
+	route("/api/auth/oidc/{provider}/callback", methods{"GET": h.oidcCallback})
 	route("/api/keys", methods{"GET": h.listKeys, "POST": h.createKey})
 	route("/api/keys/{id}", methods{"DELETE": h.deleteKey})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
