@@ -94,8 +94,8 @@ func authPaths(paths obj, schemas obj) {
 	paths["/api/auth/oidc/{provider}"] = obj{"get": obj{
 		"operationId": "oidcStart", "summary": "Start signing in with an OpenID Connect provider", "tags": []string{"auth"}, "security": public,
 		"description": "Redirects the browser to the provider (authorization code flow with PKCE S256, state and nonce).",
-		"parameters": []obj{provider, queryParam("redirect", "The app URL to return to with the tokens; one of the provider's redirects.", obj{"type": "string"})},
-		"responses":  with(obj{"302": obj{"description": "To the provider's authorization endpoint."}}, errs("400", "401", "404")),
+		"parameters":  []obj{provider, queryParam("redirect", "The app URL to return to with the tokens; one of the provider's redirects.", obj{"type": "string"})},
+		"responses":   with(obj{"302": obj{"description": "To the provider's authorization endpoint."}}, errs("400", "401", "404")),
 	}}
 	paths["/api/auth/oidc/{provider}/callback"] = obj{"get": obj{
 		"operationId": "oidcCallback", "summary": "Where the provider returns the browser", "tags": []string{"auth"}, "security": public,

@@ -177,4 +177,3 @@ func TestOIDCRefusals(t *testing.T) {
 	}
 	apptest.CheckProblem(t, r, "unauthenticated", "auth.oidc_failed", nil)
 }
-
