@@ -206,3 +206,21 @@ func TestSignInThrottle(t *testing.T) {
 	try("b@example.com", 401)
 	try("c@example.com", 429) // the IP's limit: 6 attempts
 }
+
+// The general rate limit counts per identity, or per IP when anonymous.
+func TestGeneralRateLimit(t *testing.T) {
+	s := apptest.StartConfig(t, ruled, func(c *config.Config) { c.RateLimit = 0.1 }) // bursts of 1
+	r := s.Do("GET", "/api/health", nil)
+	if r.Status != 200 {
+		t.Fatalf("first request: %d", r.Status)
+	}
+	r = s.Do("GET", "/api/health", nil)
+	if r.Status != 429 || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("second anonymous request: %d %q", r.Status, r.Header.Get("Retry-After"))
+	}
+	apptest.CheckProblem(t, r, "rate_limited", "rate_limited", nil)
+	// The admin is another identity with its own bucket.
+	if r := s.Do("GET", "/api/health", nil, "admin"); r.Status != 200 {
+		t.Errorf("the admin's first request: %d", r.Status)
+	}
+}
