@@ -84,7 +84,7 @@ func (s *Set) Allow(id mantle.Identity, op string, record *schema.Record, data m
 	if r == nil {
 		return s.deny(id, op, true)
 	}
-	if record == nil && op != schema.OpCreate {
+	if r.open || (record == nil && op != schema.OpCreate) {
 		return nil
 	}
 	if r.allow(id, op, record, data) {

@@ -258,3 +258,35 @@ func FuzzCompile(f *testing.F) {
 		}
 	})
 }
+
+// The cost of a rule on the get path: an owner rule against "true".
+func BenchmarkCanViewOwner(b *testing.B) {
+	s, _ := Compile(posts(map[string]string{"view": "record.author == auth.id"}))
+	for b.Loop() {
+		s.CanView(alice, records[0])
+	}
+}
+
+func BenchmarkCanViewTrue(b *testing.B) {
+	s, _ := Compile(posts(map[string]string{"view": "true"}))
+	for b.Loop() {
+		s.CanView(alice, records[0])
+	}
+}
+
+// Binding a list rule for a caller, once per list request.
+func BenchmarkListFilterOwner(b *testing.B) {
+	s, _ := Compile(posts(map[string]string{"list": "published || record.author == auth.id"}))
+	for b.Loop() {
+		s.ListFilter(alice)
+	}
+}
+
+// A rule CEL evaluates (it reads data).
+func BenchmarkAllowCEL(b *testing.B) {
+	s, _ := Compile(posts(map[string]string{"update": "record.author == auth.id && (!has(data.author) || data.author == auth.id)"}))
+	data := map[string]any{"title": "x"}
+	for b.Loop() {
+		s.Allow(alice, "update", records[0], data)
+	}
+}
