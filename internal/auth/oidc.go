@@ -333,8 +333,7 @@ func (s *Service) oidcUser(ctx context.Context, provider, subject string, who pe
 		return s.loadUser(ctx, string(raw))
 	}
 	if r, err := s.eng.FindBy(ctx, schema.UsersCollection, "email", who.Email); err == nil {
-		err := s.eng.Transact(ctx, func(tx store.Tx) error { return tx.PutSecret(KindIdentity, link, []byte(r.ID)) })
-		if err != nil {
+		if err := s.link(ctx, provider, link, r.ID); err != nil {
 			return user{}, err
 		}
 		return s.loadUser(ctx, r.ID)
@@ -363,6 +362,53 @@ func (s *Service) oidcUser(ctx context.Context, provider, subject string, who pe
 	}
 	c, _ := s.eng.Collection(schema.UsersCollection)
 	return userOf(c, res[0].Record), nil
+}
+
+// link attaches a provider's subject to an existing user found by the
+// verified email. Mantle does not verify the emails of password sign-ups,
+// so whoever set that account's password may not own the address (an
+// attacker can sign up with a victim's email first and wait): linking
+// therefore removes the password and ends the account's sessions. The
+// provider has just proved who owns the email; a password can be set
+// again from there.
+func (s *Service) link(ctx context.Context, provider, link, userID string) error {
+	sessions, err := s.eng.Secrets(ctx, KindSession)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	var ended []string
+	err = s.eng.Transact(ctx, func(tx store.Tx) error {
+		ended = ended[:0]
+		if err := tx.PutSecret(KindIdentity, link, []byte(userID)); err != nil {
+			return err
+		}
+		hadPassword, err := tx.DeleteSecret(KindPassword, userID)
+		if err != nil {
+			return err
+		}
+		for sid, raw := range sessions {
+			var ss session
+			if json.Unmarshal(raw, &ss) != nil || ss.User != userID || !ss.RevokedAt.IsZero() {
+				continue
+			}
+			ss.RevokedAt = now
+			raw, _ := json.Marshal(ss)
+			if err := tx.PutSecret(KindSession, sid, raw); err != nil {
+				return err
+			}
+			ended = append(ended, sid)
+		}
+		data, _ := json.Marshal(map[string]any{"user": userID, "provider": provider, "passwordRemoved": hadPassword, "sessionsEnded": len(ended)})
+		return tx.Append(&eventlog.Event{Type: eventlog.AuthIdentityLinked, Subject: userID, Actor: userID, Time: now, Data: data})
+	})
+	if err != nil {
+		return err
+	}
+	for _, sid := range ended {
+		s.revoked.Store(sid, now)
+	}
+	return nil
 }
 
 // fragment renders tokens for the app's redirect URL, in the fragment so

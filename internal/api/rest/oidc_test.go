@@ -136,14 +136,27 @@ func TestOIDCSignIn(t *testing.T) {
 }
 
 // An account that signed up with a password is linked by its verified
-// email, not duplicated.
+// email, not duplicated; and since Mantle never verified that email, the
+// password and its sessions end (an attacker who signed up with the
+// victim's address first must not keep a way in).
 func TestOIDCLinksByVerifiedEmail(t *testing.T) {
 	s, issuer := oidcSetup(t)
-	id := s.SignUp("test-user2@zitadel.ch", "a password")
+	id := s.SignUp("test-user2@zitadel.ch", "attacker's password")
+	squatter, _ := s.Login("test-user2@zitadel.ch", "attacker's password")
+	before := s.LastSeq()
 	app, _ := signIn(t, s, issuer, "test-user2")
 	frag, _ := url.ParseQuery(app.Fragment)
 	if me := s.Do("GET", "/api/auth/me", nil, bearer(frag.Get("access_token"))); me.JSON()["id"] != id {
 		t.Errorf("me: %s, want the password account %s", me.Body, id)
+	}
+	if got := strings.Join(s.EventsAfter(before), ","); got != "auth.identity_linked /auth,auth.login /auth" {
+		t.Errorf("events: %s", got)
+	}
+	if r := s.Do("POST", "/api/auth/login", map[string]string{"email": "test-user2@zitadel.ch", "password": "attacker's password"}); r.Status != 401 {
+		t.Errorf("the old password still signs in: %d", r.Status)
+	}
+	if r := s.Do("GET", "/api/auth/me", nil, bearer(squatter)); r.Status != 401 {
+		t.Errorf("the old session still works: %d", r.Status)
 	}
 }
 
