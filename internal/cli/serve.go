@@ -58,7 +58,7 @@ func pprofMux(a *app.App) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/writer", func(w http.ResponseWriter, r *http.Request) {
 		s := a.Store.Stats()
-		fmt.Fprintf(w, "batches %d writes %d busy %s\n", s.Batches, s.Writes, s.Busy)
+		fmt.Fprintf(w, "batches %d writes %d busy %s commit %s\n", s.Batches, s.Writes, s.Busy, s.Commit)
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -66,6 +66,8 @@ func BenchmarkGroupCommit(b *testing.B) {
 	})
 	s := db.Stats()
 	b.ReportMetric(float64(s.Writes)/float64(s.Batches), "writes/batch")
+	b.ReportMetric(float64(s.Commit.Microseconds())/float64(s.Batches), "µs-commit/batch")
+	b.ReportMetric(float64((s.Busy-s.Commit).Microseconds())/float64(s.Batches), "µs-exec/batch")
 }
 
 // BenchmarkGetUncached measures point reads that miss the record cache.

@@ -199,7 +199,12 @@ func (db *DB) runSafe(batch []*writeReq) {
 // commit commits the transaction, updates the record cache, hands the
 // events to the commit hook and answers every write of the batch.
 func (db *DB) commit(batch []*writeReq, tx *tx, startSeq int64) {
-	if _, err := db.exec("COMMIT"); err != nil {
+	t0 := time.Now()
+	_, err := db.exec("COMMIT")
+	db.stats.mu.Lock()
+	db.stats.s.Commit += time.Since(t0)
+	db.stats.mu.Unlock()
+	if err != nil {
 		db.abort(batch, startSeq, fmt.Errorf("commit: %w", err))
 		return
 	}
@@ -291,6 +296,7 @@ type WriterStats struct {
 	Batches int64         // transactions committed or failed
 	Writes  int64         // writes in them
 	Busy    time.Duration // time spent running batches
+	Commit  time.Duration // of which in COMMIT: writing the WAL and the fsync
 }
 
 type writerStats struct {
