@@ -105,7 +105,7 @@ type KeyInfo struct {
 	ExpiresAt *time.Time `json:"expiresAt"`
 }
 
-// Keys lists the API keys, oldest first (administrators only).
+// ListKeys lists the API keys, oldest first (administrators only).
 func (s *Service) ListKeys(ctx context.Context, by mantle.Identity) ([]KeyInfo, error) {
 	if err := requireAdmin(by); err != nil {
 		return nil, err
