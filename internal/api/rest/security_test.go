@@ -299,6 +299,7 @@ func TestSQLInjection(t *testing.T) {
 			"sort=" + url.QueryEscape(h),
 			"fields=" + url.QueryEscape(h),
 			"cursor=" + url.QueryEscape(h),
+			"expand=" + url.QueryEscape(h),
 		} {
 			r := s.Do("GET", "/api/collections/posts/records?"+q, nil, adaAuth)
 			if r.Status != 200 && r.Status != 400 {
@@ -314,6 +315,15 @@ func TestSQLInjection(t *testing.T) {
 		}
 		if r := s.Do("GET", "/api/collections/"+url.PathEscape(h)+"/records", nil, "admin"); r.Status != 404 {
 			t.Errorf("collection %q: %d", h, r.Status)
+		}
+		if r := s.Do("GET", "/api/collections/posts/records/"+url.PathEscape(h), nil, "admin"); r.Status != 404 {
+			t.Errorf("record id %q: %d", h, r.Status)
+		}
+		if r := s.Do("GET", "/api/events?collections="+url.QueryEscape(h), nil, "admin"); r.Status != 404 {
+			t.Errorf("events of collection %q: %d %s", h, r.Status, r.Body)
+		}
+		if r := s.Do("GET", "/api/events?types="+url.QueryEscape(h), nil, "admin"); r.Status != 200 || strings.Contains(string(r.Body), `"seq"`) {
+			t.Errorf("events of type %q: %d %s", h, r.Status, r.Body)
 		}
 		r = s.Do("POST", "/api/collections/posts/records", map[string]any{"title": h, "published": true, "author": ada}, adaAuth)
 		if r.Status != 201 {
