@@ -6,6 +6,7 @@ package eventlog
 import (
 	"encoding/json"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -44,6 +45,19 @@ type Event struct {
 
 	encoded []byte // the CloudEvents JSON, set once by Hub.Publish
 	record  atomic.Pointer[parsed]
+	memo    sync.Map // string → bool, see Memo
+}
+
+// Memo returns the answer to a question about this event, computing it
+// with fn the first time key is asked. Subscribers that ask the same
+// question (same identity, same filter) share one evaluation per event.
+func (e *Event) Memo(key string, fn func() bool) bool {
+	if v, ok := e.memo.Load(key); ok {
+		return v.(bool)
+	}
+	b := fn()
+	e.memo.Store(key, b)
+	return b
 }
 
 type parsed struct {

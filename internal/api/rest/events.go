@@ -2,7 +2,6 @@ package rest
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -10,9 +9,7 @@ import (
 	"time"
 
 	"github.com/mantlehq/mantle"
-	"github.com/mantlehq/mantle/internal/eventlog"
-	"github.com/mantlehq/mantle/internal/query"
-	"github.com/mantlehq/mantle/internal/schema"
+	"github.com/mantlehq/mantle/internal/feed"
 	"github.com/mantlehq/mantle/internal/store"
 )
 
@@ -84,71 +81,6 @@ func (h *handler) events(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, append(b, '}'))
 }
 
-// streamFilter decides which events a stream subscriber receives.
-type streamFilter struct {
-	base    store.EventFilter
-	exprs   map[string]query.Expr // per collection; nil map: no filter
-	caller  mantle.Identity
-	canSee  func(mantle.Identity, *eventlog.Event) bool
-	schemaC func(string) *schema.Collection
-}
-
-func (f *streamFilter) match(ev *eventlog.Event) bool {
-	if !f.base.Match(ev) || !f.canSee(f.caller, ev) {
-		return false
-	}
-	if f.exprs == nil {
-		return true
-	}
-	expr, ok := f.exprs[ev.Collection]
-	if !ok {
-		return false
-	}
-	c := f.schemaC(ev.Collection)
-	if c == nil {
-		return false
-	}
-	var d eventlog.RecordData
-	if json.Unmarshal(ev.Data, &d) != nil || d.Record == nil {
-		return false
-	}
-	rec, err := c.ParseRecord(d.Record)
-	if err != nil {
-		return false
-	}
-	return query.Eval(expr, func(name string) any { return query.Value(rec, name) })
-}
-
-// compileStreamFilter compiles filter for each subscribed collection (all
-// when none are named). A filter that fits none of them is a 400.
-func (h *handler) compileStreamFilter(src string, colls []string) (map[string]query.Expr, error) {
-	if strings.TrimSpace(src) == "" {
-		return nil, nil
-	}
-	s := h.Engine.Schema()
-	if len(colls) == 0 {
-		for _, c := range s.Collections {
-			colls = append(colls, c.Name)
-		}
-	}
-	out := map[string]query.Expr{}
-	var firstErr error
-	for _, name := range colls {
-		e, err := h.Engine.CompileFilter(name, src)
-		if err != nil {
-			if firstErr == nil {
-				firstErr = err
-			}
-			continue
-		}
-		out[name] = e
-	}
-	if len(out) == 0 {
-		return nil, firstErr
-	}
-	return out, nil
-}
-
 // stream serves GET /api/events/stream as Server-Sent Events: the events
 // after the resume point (Last-Event-ID or after), then the live tail. The
 // cursor only moves forward through the log, so a subscriber sees each
@@ -163,7 +95,8 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	exprs, err := h.compileStreamFilter(r.URL.Query().Get("filter"), f.Collections)
+	m, err := feed.NewMatcher(h.Engine, mantle.IdentityFrom(r.Context()),
+		feed.Spec{Collections: f.Collections, Types: f.Types, Filter: r.URL.Query().Get("filter")})
 	if err != nil {
 		return err
 	}
@@ -171,34 +104,27 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return fmt.Errorf("response writer cannot flush")
 	}
-	sf := &streamFilter{base: f, exprs: exprs, caller: mantle.IdentityFrom(r.Context()),
-		canSee: h.Engine.CanSee, schemaC: func(n string) *schema.Collection { return h.Engine.Schema().Collection(n) }}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	w.Write([]byte("retry: 1000\n: connected\n\n"))
 	flusher.Flush()
-	return h.tail(r.Context(), w, flusher, sf, f.After)
+	return h.tail(r.Context(), w, flusher, m, feed.NewCursor(h.Hub, h.Engine, f.After))
 }
 
-func (h *handler) tail(ctx context.Context, w http.ResponseWriter, flusher http.Flusher, sf *streamFilter, cursor int64) error {
+func (h *handler) tail(ctx context.Context, w http.ResponseWriter, flusher http.Flusher, m *feed.Matcher, cur *feed.Cursor) error {
 	heartbeat := time.NewTicker(h.Heartbeat)
 	defer heartbeat.Stop()
 	buf := make([]byte, 0, 4096)
 	for {
-		evs, ok, wait := h.Hub.Since(cursor, 512)
-		if !ok {
-			var err error
-			evs, err = h.Engine.StoreEvents(ctx, store.EventFilter{After: cursor, Limit: 512})
-			if err != nil {
-				return nil // headers are sent; end the stream, the client resumes
-			}
+		evs, wait, err := cur.Next(ctx, 512)
+		if err != nil {
+			return nil // headers are sent; end the stream, the client resumes
 		}
 		buf = buf[:0]
 		for _, ev := range evs {
-			cursor = ev.Seq
-			if !sf.match(ev) {
+			if !m.Match(ev) {
 				continue
 			}
 			buf = append(buf, "id: "...)
