@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mantlehq/mantle/internal/api/openapi"
+	"github.com/mantlehq/mantle/internal/api/realtime"
 	"github.com/mantlehq/mantle/internal/api/rest"
 	"github.com/mantlehq/mantle/internal/auth"
 	"github.com/mantlehq/mantle/internal/config"
@@ -111,7 +112,10 @@ func (a *App) HandlerWith(heartbeat time.Duration) http.Handler {
 	if a.Config.RateLimit > 0 {
 		o.RateLimit = gateway.NewRateLimiter(a.Config.RateLimit, int(2*a.Config.RateLimit)+1)
 	}
-	api := rest.New(o)
+	mux := http.NewServeMux()
+	mux.Handle("/api/realtime/ws", realtime.New(realtime.Options{Engine: a.Engine, Hub: a.Hub, Auth: a.Auth, Log: a.Log}))
+	mux.Handle("/", rest.New(o))
+	api := http.Handler(mux)
 	return gateway.Wrap(api, gateway.Options{Log: a.Log, MaxBodyBytes: a.Config.MaxBodyBytes})
 }
 

@@ -153,10 +153,11 @@ var errKey = mantle.Errorf(mantle.Unauthenticated, "auth.invalid_credentials", "
 
 // verifyAPIKey checks an API key and returns its identity: the key's id
 // as auth.id and its roles.
-func (s *Service) verifyAPIKey(ctx context.Context, token string) (mantle.Identity, error) {
+func (s *Service) verifyAPIKey(ctx context.Context, token string) (mantle.Identity, time.Time, error) {
+	var never time.Time
 	rest := strings.TrimPrefix(token, apiKeyPrefix)
 	if len(rest) < 28 || rest[26] != '_' || !mantle.ValidID(rest[:26]) {
-		return mantle.Identity{}, errKey
+		return mantle.Identity{}, never, errKey
 	}
 	id, secret := rest[:26], rest[27:]
 	var k *apiKey
@@ -166,21 +167,23 @@ func (s *Service) verifyAPIKey(ctx context.Context, token string) (mantle.Identi
 		raw, err := s.eng.Secret(ctx, KindAPIKey, id)
 		switch {
 		case mantle.ErrorCode(err) == mantle.NotFound:
-			return mantle.Identity{}, errKey // not cached: made-up ids must not grow memory
+			return mantle.Identity{}, never, errKey // not cached: made-up ids must not grow memory
 		case err != nil:
-			return mantle.Identity{}, err
+			return mantle.Identity{}, never, err
 		}
 		k = new(apiKey)
 		if err := json.Unmarshal(raw, k); err != nil {
-			return mantle.Identity{}, err
+			return mantle.Identity{}, never, err
 		}
 		s.apiKeys.Store(id, k)
 	}
 	switch {
 	case k.revoked, !sameHash(hashSecret(secret), k.Hash):
-		return mantle.Identity{}, errKey
+		return mantle.Identity{}, never, errKey
 	case k.ExpiresAt != nil && s.cfg.Now().After(*k.ExpiresAt):
-		return mantle.Identity{}, mantle.Errorf(mantle.Unauthenticated, "auth.key_expired", "the API key has expired")
+		return mantle.Identity{}, never, mantle.Errorf(mantle.Unauthenticated, "auth.key_expired", "the API key has expired")
+	case k.ExpiresAt != nil:
+		return mantle.Identity{ID: k.ID, Roles: k.Roles}, *k.ExpiresAt, nil
 	}
-	return mantle.Identity{ID: k.ID, Roles: k.Roles}, nil
+	return mantle.Identity{ID: k.ID, Roles: k.Roles}, never, nil
 }

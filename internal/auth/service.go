@@ -85,8 +85,9 @@ func (s *Service) Keys() *Keyset { return s.keys }
 
 // Credential says how a caller authenticated.
 type Credential struct {
-	Kind    string // "user", "apikey" or "admin"; empty when anonymous
-	Session string // the session (refresh-token family) of a user's token
+	Kind    string    // "user", "apikey" or "admin"; empty when anonymous
+	Session string    // the session (refresh-token family) of a user's token
+	Expires time.Time // when the credential stops working; zero: never
 }
 
 type credentialKey struct{}
@@ -121,8 +122,8 @@ func (s *Service) Authenticate(ctx context.Context, header string) (mantle.Ident
 		return mantle.Identity{ID: "admin", Roles: []string{"admin"}}, Credential{Kind: "admin"}, nil
 	}
 	if strings.HasPrefix(token, apiKeyPrefix) {
-		id, err := s.verifyAPIKey(ctx, token)
-		return id, Credential{Kind: "apikey"}, err
+		id, exp, err := s.verifyAPIKey(ctx, token)
+		return id, Credential{Kind: "apikey", Expires: exp}, err
 	}
 	c, err := s.verifyAccess(token)
 	if err != nil {
@@ -133,7 +134,8 @@ func (s *Service) Authenticate(ctx context.Context, header string) (mantle.Ident
 			return mantle.Identity{}, Credential{}, mantle.Errorf(mantle.Unauthenticated, "auth.token_revoked", "this session was signed out; sign in again")
 		}
 	}
-	return mantle.Identity{ID: c.Subject, Email: c.Email, Roles: c.Roles}, Credential{Kind: "user", Session: c.SID}, nil
+	return mantle.Identity{ID: c.Subject, Email: c.Email, Roles: c.Roles},
+		Credential{Kind: "user", Session: c.SID, Expires: c.ExpiresAt.Time}, nil
 }
 
 // hashSecret is how refresh tokens and API keys are stored: they are
