@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"math"
 	"net/url"
+	"time"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/mantlehq/mantle/internal/query"
 	"github.com/mantlehq/mantle/internal/schema"
 	"gopkg.in/yaml.v3"
 )
@@ -17,6 +19,7 @@ type parser struct {
 	check    RuleChecker
 	problems []Problem
 	oidc     []schema.OIDCProvider
+	hooks    []schema.Webhook
 }
 
 func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
@@ -93,7 +96,8 @@ func (p *parser) strings(n *yaml.Node, what string) []string {
 func (p *parser) schema(root *yaml.Node) *schema.Schema {
 	s := &schema.Schema{}
 	var collections *yaml.Node
-	p.mapping(root, "the project", []string{"name", "collections", "auth"}, func(key string, k, v *yaml.Node) {
+	var webhooks *yaml.Node
+	p.mapping(root, "the project", []string{"name", "collections", "auth", "webhooks"}, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "name":
 			s.Name, _ = p.str(v, "name")
@@ -101,6 +105,8 @@ func (p *parser) schema(root *yaml.Node) *schema.Schema {
 			collections = v
 		case "auth":
 			p.auth(v)
+		case "webhooks":
+			webhooks = v
 		}
 	})
 	if len(p.problems) > 0 {
@@ -123,6 +129,9 @@ func (p *parser) schema(root *yaml.Node) *schema.Schema {
 	p.relations(s, collections)
 	if p.check != nil {
 		p.rules(s, collections)
+	}
+	if webhooks != nil {
+		p.webhooks(s, webhooks)
 	}
 	return s
 }
@@ -404,4 +413,91 @@ func validName(s string) bool {
 		}
 	}
 	return true
+}
+
+var webhookKeys = []string{"url", "collections", "types", "filter", "maxAttempts", "retryMin", "retryMax"}
+
+// webhooks reads the webhooks section, checking collections, event types
+// and filters against the collections.
+func (p *parser) webhooks(s *schema.Schema, n *yaml.Node) {
+	p.mapping(n, "webhooks", nil, func(name string, k, v *yaml.Node) {
+		what := fmt.Sprintf("webhook %q", name)
+		if !validName(name) {
+			p.errorf(k, "%s: a name is letters, digits and _ (it names the secret MANTLE_WEBHOOK_%s_SECRET)", what, strings.ToUpper(name))
+			return
+		}
+		w := schema.Webhook{Name: name, MaxAttempts: 10, RetryMin: time.Second, RetryMax: 10 * time.Minute}
+		p.mapping(v, what, webhookKeys, func(key string, _, v *yaml.Node) {
+			switch key {
+			case "url":
+				w.URL, _ = p.str(v, what+" url")
+				if u, err := url.Parse(w.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					p.errorf(v, "%s: url %q must be an absolute http(s) URL", what, w.URL)
+				}
+			case "collections":
+				w.Collections = p.strings(v, what+" collections")
+				for i, c := range w.Collections {
+					if s.Collection(c) == nil {
+						p.errorf(v.Content[i], "%s: no collection %q", what, c)
+					}
+				}
+			case "types":
+				w.Types = p.strings(v, what+" types")
+				for i, t := range w.Types {
+					if !strings.Contains(t, ".") {
+						p.errorf(v.Content[i], "%s: %q is not an event type, such as record.created", what, t)
+					}
+				}
+			case "filter":
+				w.Filter, _ = p.str(v, what+" filter")
+				colls := w.Collections
+				if len(colls) == 0 {
+					for _, c := range s.Collections {
+						colls = append(colls, c.Name)
+					}
+				}
+				ok := false
+				var msg string
+				for _, c := range colls {
+					comp, err := query.NewCompiler(s.Collection(c))
+					if err != nil {
+						continue
+					}
+					if _, err := comp.Compile(w.Filter); err == nil {
+						ok = true
+					} else if msg == "" {
+						msg = err.Error()
+					}
+				}
+				if !ok {
+					p.errorf(v, "%s filter: %s", what, msg)
+				}
+			case "maxAttempts":
+				if f := p.number(v, what+" maxAttempts"); f != nil {
+					if *f < 1 || *f > 100 || *f != math.Trunc(*f) {
+						p.errorf(v, "%s: maxAttempts is a whole number from 1 to 100", what)
+					}
+					w.MaxAttempts = int(*f)
+				}
+			case "retryMin", "retryMax":
+				str, _ := p.str(v, what+" "+key)
+				d, err := time.ParseDuration(str)
+				if err != nil || d < time.Millisecond || d > 24*time.Hour {
+					p.errorf(v, "%s: %s is a duration from 1ms to 24h, such as 500ms or 2m", what, key)
+				}
+				if key == "retryMin" {
+					w.RetryMin = d
+				} else {
+					w.RetryMax = d
+				}
+			}
+		})
+		if w.URL == "" {
+			p.errorf(v, "%s needs `url:`", what)
+		}
+		if w.RetryMax < w.RetryMin {
+			w.RetryMax = w.RetryMin
+		}
+		p.hooks = append(p.hooks, w)
+	})
 }

@@ -26,6 +26,8 @@ type Project struct {
 	Schema *schema.Schema
 	// OIDC lists the OpenID Connect providers of the auth section.
 	OIDC []schema.OIDCProvider
+	// Webhooks lists the webhooks section.
+	Webhooks []schema.Webhook
 }
 
 // RuleChecker compiles a rule and returns a message for an invalid one.
@@ -108,7 +110,7 @@ func parse(file string, data []byte, check RuleChecker) (*Project, error) {
 	if len(p.problems) > 0 {
 		return nil, &Error{Problems: p.problems}
 	}
-	return &Project{Schema: s, OIDC: p.oidc}, nil
+	return &Project{Schema: s, OIDC: p.oidc, Webhooks: p.hooks}, nil
 }
 
 // yamlProblem turns a YAML syntax error ("yaml: line 3: ...") into a
