@@ -13,6 +13,7 @@ import (
 
 	"github.com/mantlehq/mantle/internal/api/openapi"
 	"github.com/mantlehq/mantle/internal/api/realtime"
+	"github.com/mantlehq/mantle/internal/api/webhook"
 	"github.com/mantlehq/mantle/internal/api/rest"
 	"github.com/mantlehq/mantle/internal/auth"
 	"github.com/mantlehq/mantle/internal/config"
@@ -33,6 +34,15 @@ type App struct {
 	Hub    *eventlog.Hub
 	Engine *engine.Engine
 	Auth   *auth.Service
+	Hooks  *webhook.Manager
+
+	webhooks []schema.Webhook // of the applied project, started by StartWebhooks
+}
+
+// StartWebhooks starts delivering the project's webhooks (serve does;
+// one-shot commands do not).
+func (a *App) StartWebhooks(ctx context.Context) error {
+	return a.Hooks.Start(ctx, a.webhooks)
 }
 
 // Open opens the data directory and builds the engine. It does not load
@@ -66,7 +76,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		st.Close()
 		return nil, err
 	}
-	return &App{Config: cfg, Log: log, Store: st, Hub: hub, Engine: eng, Auth: as}, nil
+	hooks := webhook.NewManager(webhook.Options{Engine: eng, Hub: hub, Log: log, DataDir: cfg.Data, AllowPrivate: cfg.WebhookAllowPrivate})
+	return &App{Config: cfg, Log: log, Store: st, Hub: hub, Engine: eng, Auth: as, Hooks: hooks}, nil
 }
 
 // LoadProject reads the project files.
@@ -95,6 +106,12 @@ func (a *App) ApplyProject(ctx context.Context) error {
 			a.Log.Info("applied", "step", st.String())
 		}
 	}
+	a.webhooks = p.Webhooks
+	for _, h := range p.Webhooks {
+		if err := webhook.CheckURL(h.URL, a.Config.WebhookAllowPrivate); err != nil {
+			return fmt.Errorf("webhook %s: %w", h.Name, err)
+		}
+	}
 	for _, st := range skipped {
 		a.Log.Warn("skipped destructive step; run `mantle apply --allow-destructive`", "step", st.String())
 	}
@@ -107,7 +124,7 @@ func (a *App) Handler() http.Handler { return a.HandlerWith(0) }
 // HandlerWith returns the HTTP stack with an SSE heartbeat interval other
 // than the default 15s (tests use a short one).
 func (a *App) HandlerWith(heartbeat time.Duration) http.Handler {
-	o := rest.Options{Engine: a.Engine, Hub: a.Hub, Log: a.Log, Auth: a.Auth, OpenAPI: openapi.Render, Heartbeat: heartbeat,
+	o := rest.Options{Engine: a.Engine, Hub: a.Hub, Log: a.Log, Auth: a.Auth, Webhooks: a.Hooks, OpenAPI: openapi.Render, Heartbeat: heartbeat,
 		PublicURL: a.Config.PublicURL}
 	if a.Config.RateLimit > 0 {
 		o.RateLimit = gateway.NewRateLimiter(a.Config.RateLimit, int(2*a.Config.RateLimit)+1)
@@ -143,5 +160,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// Close closes the store after pending writes.
-func (a *App) Close() error { return a.Store.Close() }
+// Close stops the webhooks (saving their cursors) and closes the store
+// after pending writes.
+func (a *App) Close() error {
+	a.Hooks.Stop()
+	return a.Store.Close()
+}

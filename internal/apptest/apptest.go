@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/mantlehq/mantle/internal/app"
@@ -33,6 +34,8 @@ type Server struct {
 	http   *httptest.Server
 	t      testing.TB
 	client *http.Client
+
+	closeOnce sync.Once
 }
 
 // Start serves the project text in a temp folder until the test ends.
@@ -63,6 +66,28 @@ func StartDir(t testing.TB, dir, data string) *Server {
 
 func startDir(t testing.TB, dir, data string, set func(*config.Config)) *Server {
 	t.Helper()
+	s, err := tryStart(t, dir, data, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// StartDirConfig is StartDir with settings changed by set.
+func StartDirConfig(t testing.TB, dir, data string, set func(*config.Config)) *Server {
+	t.Helper()
+	return startDir(t, dir, data, set)
+}
+
+// TryStartDir starts a server like StartDirConfig but returns the error
+// of a project that does not start, for tests of refusals.
+func TryStartDir(t testing.TB, dir, data string, set func(*config.Config)) error {
+	t.Helper()
+	_, err := tryStart(t, dir, data, set)
+	return err
+}
+
+func tryStart(t testing.TB, dir, data string, set func(*config.Config)) (*Server, error) {
 	cfg := config.Default()
 	cfg.Project, cfg.Data, cfg.AdminToken = dir, data, AdminToken
 	cfg.SignInLimit = 10_000 // tests sign in often; the throttling test sets its own
@@ -70,7 +95,7 @@ func startDir(t testing.TB, dir, data string, set func(*config.Config)) *Server 
 		set(&cfg)
 	}
 	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if testing.Verbose() {
@@ -79,23 +104,30 @@ func startDir(t testing.TB, dir, data string, set func(*config.Config)) *Server 
 	ctx := context.Background()
 	a, err := app.Open(ctx, cfg, log)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	if err := a.ApplyProject(ctx); err != nil {
 		a.Close()
-		t.Fatal(err)
+		return nil, err
+	}
+	if err := a.StartWebhooks(ctx); err != nil {
+		a.Close()
+		return nil, err
 	}
 	hs := httptest.NewServer(a.Handler())
 	s := &Server{URL: hs.URL, App: a, Dir: dir, Data: data, http: hs, t: t, client: hs.Client()}
 	t.Cleanup(s.Close)
-	return s
+	return s, nil
 }
 
-// Close stops the server and closes the store.
+// Close stops the server and closes the store. It may be called more
+// than once.
 func (s *Server) Close() {
-	s.http.CloseClientConnections()
-	s.http.Close()
-	s.App.Close()
+	s.closeOnce.Do(func() {
+		s.http.CloseClientConnections()
+		s.http.Close()
+		s.App.Close()
+	})
 }
 
 // Response is a finished HTTP exchange.

@@ -42,6 +42,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := a.ApplyProject(ctx); err != nil {
 		return err
 	}
+	if err := a.StartWebhooks(ctx); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
 		return err

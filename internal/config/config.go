@@ -34,6 +34,9 @@ type Config struct {
 	// https://api.example.com; OIDC callbacks are built from it. Empty:
 	// taken from each request's Host.
 	PublicURL string
+	// WebhookAllowPrivate lets webhooks call loopback and private
+	// addresses; off, such URLs are refused (SSRF guard).
+	WebhookAllowPrivate bool
 	// SignInLimit is sign-in attempts per minute per IP address (default
 	// 20); an account gets half as many, sign-ups from an IP half as many.
 	SignInLimit int
@@ -41,16 +44,17 @@ type Config struct {
 
 // Environment variables read by Load.
 const (
-	EnvProject    = "MANTLE_PROJECT"
-	EnvData       = "MANTLE_DATA"
-	EnvHTTP       = "MANTLE_HTTP"
-	EnvAdminToken = "MANTLE_ADMIN_TOKEN"
-	EnvMaxBody    = "MANTLE_MAX_BODY_BYTES"
-	EnvLogLevel   = "MANTLE_LOG_LEVEL"
-	EnvRateLimit  = "MANTLE_RATE_LIMIT"
-	EnvAccessTTL  = "MANTLE_ACCESS_TTL"
-	EnvSignIn     = "MANTLE_SIGNIN_LIMIT"
-	EnvPublicURL  = "MANTLE_PUBLIC_URL"
+	EnvProject        = "MANTLE_PROJECT"
+	EnvData           = "MANTLE_DATA"
+	EnvHTTP           = "MANTLE_HTTP"
+	EnvAdminToken     = "MANTLE_ADMIN_TOKEN"
+	EnvMaxBody        = "MANTLE_MAX_BODY_BYTES"
+	EnvLogLevel       = "MANTLE_LOG_LEVEL"
+	EnvRateLimit      = "MANTLE_RATE_LIMIT"
+	EnvAccessTTL      = "MANTLE_ACCESS_TTL"
+	EnvSignIn         = "MANTLE_SIGNIN_LIMIT"
+	EnvPublicURL      = "MANTLE_PUBLIC_URL"
+	EnvWebhookPrivate = "MANTLE_WEBHOOK_ALLOW_PRIVATE"
 )
 
 // Default returns the settings before environment and flags.
@@ -71,6 +75,13 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	set(&c.AdminToken, EnvAdminToken)
 	set(&c.LogLevel, EnvLogLevel)
 	set(&c.PublicURL, EnvPublicURL)
+	if v := getenv(EnvWebhookPrivate); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not true or false", EnvWebhookPrivate, v)
+		}
+		c.WebhookAllowPrivate = b
+	}
 	if v := getenv(EnvMaxBody); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
@@ -112,6 +123,7 @@ func (c *Config) Flags(fs *flag.FlagSet, serve bool) {
 		fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 		fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second per identity or IP (0: off)")
 		fs.DurationVar(&c.AccessTTL, "access-ttl", c.AccessTTL, "lifetime of access tokens")
+		fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let webhooks call loopback and private addresses")
 		fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the URL clients reach the server at (for OIDC callbacks)")
 		fs.IntVar(&c.SignInLimit, "signin-limit", c.SignInLimit, "sign-in attempts per minute per IP (an account gets half)")
 	}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/api/webhook"
 	"github.com/mantlehq/mantle/internal/auth"
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/eventlog"
@@ -26,6 +27,8 @@ type Options struct {
 	Log    *slog.Logger
 	// Auth authenticates callers and serves the auth endpoints.
 	Auth *auth.Service
+	// Webhooks runs the project's webhooks.
+	Webhooks *webhook.Manager
 	// PublicURL is the server's external URL, for OIDC callbacks; empty:
 	// from the request.
 	PublicURL string
@@ -71,6 +74,10 @@ func New(o Options) http.Handler {
 	route("/api/auth/oidc/{provider}/callback", methods{"GET": h.oidcCallback})
 	route("/api/keys", methods{"GET": h.listKeys, "POST": h.createKey})
 	route("/api/keys/{id}", methods{"DELETE": h.deleteKey})
+	route("/api/webhooks", methods{"GET": h.webhooks})
+	route("/api/webhooks/{name}/deliveries", methods{"GET": h.webhookDeliveries})
+	route("/api/webhooks/{name}/dead", methods{"GET": h.webhookDead})
+	route("/api/webhooks/{name}/replay", methods{"POST": h.webhookReplay})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		gateway.WriteError(w, r, o.Log, mantle.Errorf(mantle.NotFound, "route.not_found", "no route %s %s", r.Method, r.URL.Path))
 	})

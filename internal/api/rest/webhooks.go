@@ -1,0 +1,78 @@
+package rest
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/gateway"
+)
+
+// The webhook endpoints are for administrators: deliveries carry every
+// event.
+func adminOnly(r *http.Request) error {
+	id := mantle.IdentityFrom(r.Context())
+	switch {
+	case id.IsAdmin():
+		return nil
+	case id.Anonymous():
+		return mantle.Errorf(mantle.Unauthenticated, "auth.required", "webhooks are managed by administrators; sign in")
+	}
+	return mantle.Errorf(mantle.PermissionDenied, "policy.denied", "webhooks are managed by administrators")
+}
+
+func writeItems(w http.ResponseWriter, items any) error {
+	b, err := json.Marshal(map[string]any{"items": items})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, b)
+}
+
+func (h *handler) webhooks(w http.ResponseWriter, r *http.Request) error {
+	if err := adminOnly(r); err != nil {
+		return err
+	}
+	return writeItems(w, h.Webhooks.Statuses())
+}
+
+func (h *handler) webhookDeliveries(w http.ResponseWriter, r *http.Request) error {
+	if err := adminOnly(r); err != nil {
+		return err
+	}
+	d, err := h.Webhooks.Deliveries(r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return writeItems(w, d)
+}
+
+func (h *handler) webhookDead(w http.ResponseWriter, r *http.Request) error {
+	if err := adminOnly(r); err != nil {
+		return err
+	}
+	d, err := h.Webhooks.DeadLetters(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return writeItems(w, d)
+}
+
+func (h *handler) webhookReplay(w http.ResponseWriter, r *http.Request) error {
+	if err := adminOnly(r); err != nil {
+		return err
+	}
+	obj, err := gateway.ReadObject(r)
+	if err != nil {
+		return err
+	}
+	var from int64
+	if raw, ok := obj["from"]; !ok || json.Unmarshal(raw, &from) != nil {
+		return mantle.FieldError("webhook.invalid_replay", "from must be a sequence number", map[string]string{"from": "a sequence number"})
+	}
+	if err := h.Webhooks.Replay(r.Context(), r.PathValue("name"), from); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(map[string]int64{"from": from})
+	return writeJSON(w, http.StatusAccepted, b)
+}

@@ -1,0 +1,41 @@
+package webhook
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestForbidden(t *testing.T) {
+	for addr, want := range map[string]string{
+		"127.0.0.1": "loopback", "::1": "loopback", "::ffff:127.0.0.1": "loopback",
+		"10.0.0.1": "private", "172.16.5.4": "private", "192.168.1.1": "private", "fd00::1": "private", "100.64.0.1": "private",
+		"169.254.169.254": "link-local", "fe80::1": "link-local",
+		"0.0.0.0": "unspecified", "::": "unspecified", "239.1.1.1": "multicast", "224.0.0.1": "link-local",
+		"93.184.216.34": "", "2606:4700::1111": "",
+	} {
+		if got := forbidden(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("%s: %q, want %q", addr, got, want)
+		}
+	}
+}
+
+// The dial-time check refuses what a name resolved to, so DNS cannot
+// smuggle an inner address past CheckURL.
+func TestDialControl(t *testing.T) {
+	if err := dialControl("tcp", "127.0.0.1:80", nil); err == nil || !strings.Contains(err.Error(), "loopback") {
+		t.Errorf("loopback: %v", err)
+	}
+	if err := dialControl("tcp", "[fd00::1]:443", nil); err == nil {
+		t.Error("a private IPv6 address was allowed")
+	}
+	if err := dialControl("tcp", "93.184.216.34:443", nil); err != nil {
+		t.Errorf("a public address: %v", err)
+	}
+	if err := CheckURL("https://hooks.example.com/x", false); err != nil {
+		t.Errorf("a public name: %v", err)
+	}
+	if err := CheckURL("http://127.0.0.1/x", true); err != nil {
+		t.Errorf("allowed private: %v", err)
+	}
+}
