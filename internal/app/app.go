@@ -13,8 +13,8 @@ import (
 
 	"github.com/mantlehq/mantle/internal/api/openapi"
 	"github.com/mantlehq/mantle/internal/api/realtime"
-	"github.com/mantlehq/mantle/internal/api/webhook"
 	"github.com/mantlehq/mantle/internal/api/rest"
+	"github.com/mantlehq/mantle/internal/api/webhook"
 	"github.com/mantlehq/mantle/internal/auth"
 	"github.com/mantlehq/mantle/internal/config"
 	"github.com/mantlehq/mantle/internal/engine"

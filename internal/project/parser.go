@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"math"
 	"net/url"
-	"time"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mantlehq/mantle/internal/query"
 	"github.com/mantlehq/mantle/internal/schema"
