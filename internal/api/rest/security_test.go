@@ -372,3 +372,21 @@ func TestStreamFollowsViewRule(t *testing.T) {
 		}
 	}
 }
+
+// The SSE stream takes ?token= (EventSource cannot set headers); other
+// endpoints do not.
+func TestStreamTokenParam(t *testing.T) {
+	s := apptest.Start(t, ruled)
+	ada, adaAuth := s.User("ada@example.com")
+	token := strings.TrimPrefix(adaAuth, "Authorization: Bearer ")
+	ch := subscribe(t, s, "collections=posts&after="+itoa(s.LastSeq())+"&token="+token)
+	if r := s.Do("POST", "/api/collections/posts/records", map[string]any{"title": "draft", "author": ada}, adaAuth); r.Status != 201 {
+		t.Fatal(r.Status)
+	}
+	if ev := next(t, ch); ev.title != "draft" {
+		t.Errorf("the token's owner got %q", ev.title)
+	}
+	if r := s.Do("GET", "/api/auth/me?token="+token, nil); r.Status != 401 {
+		t.Errorf("?token= outside the stream: %d", r.Status)
+	}
+}
