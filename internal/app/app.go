@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/mantlehq/mantle/internal/api/kafka"
 	"github.com/mantlehq/mantle/internal/api/openapi"
 	"github.com/mantlehq/mantle/internal/api/realtime"
 	"github.com/mantlehq/mantle/internal/api/rest"
@@ -158,6 +159,11 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		err = e
 	}
 	return err
+}
+
+// ServeKafka serves the Kafka protocol on ln until ctx ends.
+func (a *App) ServeKafka(ctx context.Context, ln net.Listener) error {
+	return kafka.Serve(ctx, ln, kafka.Options{Engine: a.Engine, Hub: a.Hub, Auth: a.Auth, Log: a.Log})
 }
 
 // Close stops the webhooks (saving their cursors) and closes the store

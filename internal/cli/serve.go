@@ -53,6 +53,18 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// Profiling for operators: net/http/pprof on a separate, local address.
 		go http.ListenAndServe(addr, pprofMux(a))
 	}
+	if cfg.Kafka != "" {
+		kln, err := net.Listen("tcp", cfg.Kafka)
+		if err != nil {
+			return fmt.Errorf("--kafka: %w", err)
+		}
+		go func() {
+			if err := a.ServeKafka(ctx, kln); err != nil {
+				a.Log.Error("kafka listener", "err", err)
+			}
+		}()
+		a.Log.Info("serving the log over the Kafka protocol", "addr", kln.Addr().String())
+	}
 	fmt.Fprintf(stdout, "Mantle is serving %s on http://%s (data in %s)\n", a.Engine.Schema().Name, ln.Addr(), cfg.Data)
 	return a.Serve(ctx, ln)
 }

@@ -34,6 +34,9 @@ type Config struct {
 	// https://api.example.com; OIDC callbacks are built from it. Empty:
 	// taken from each request's Host.
 	PublicURL string
+	// Kafka, when set, is the address of the Kafka-protocol listener
+	// (read-only change stream), such as 127.0.0.1:9092.
+	Kafka string
 	// WebhookAllowPrivate lets webhooks call loopback and private
 	// addresses; off, such URLs are refused (SSRF guard).
 	WebhookAllowPrivate bool
@@ -54,6 +57,7 @@ const (
 	EnvAccessTTL      = "MANTLE_ACCESS_TTL"
 	EnvSignIn         = "MANTLE_SIGNIN_LIMIT"
 	EnvPublicURL      = "MANTLE_PUBLIC_URL"
+	EnvKafka          = "MANTLE_KAFKA"
 	EnvWebhookPrivate = "MANTLE_WEBHOOK_ALLOW_PRIVATE"
 )
 
@@ -75,6 +79,7 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	set(&c.AdminToken, EnvAdminToken)
 	set(&c.LogLevel, EnvLogLevel)
 	set(&c.PublicURL, EnvPublicURL)
+	set(&c.Kafka, EnvKafka)
 	if v := getenv(EnvWebhookPrivate); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -123,6 +128,7 @@ func (c *Config) Flags(fs *flag.FlagSet, serve bool) {
 		fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 		fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second per identity or IP (0: off)")
 		fs.DurationVar(&c.AccessTTL, "access-ttl", c.AccessTTL, "lifetime of access tokens")
+		fs.StringVar(&c.Kafka, "kafka", c.Kafka, "serve the log over the Kafka protocol on ADDR, such as 127.0.0.1:9092")
 		fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let webhooks call loopback and private addresses")
 		fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the URL clients reach the server at (for OIDC callbacks)")
 		fs.IntVar(&c.SignInLimit, "signin-limit", c.SignInLimit, "sign-in attempts per minute per IP (an account gets half)")
