@@ -172,7 +172,8 @@ func (c *conn) fetchOnce(ctx context.Context, r *kmsg.FetchRequest) (*kmsg.Fetch
 		rt := kmsg.FetchResponseTopic{Topic: t.Topic}
 		for _, p := range t.Partitions {
 			rp := kmsg.FetchResponseTopicPartition{Partition: p.Partition, HighWatermark: hw, LastStableOffset: hw,
-				LogStartOffset: 0, PreferredReadReplica: -1}
+				LogStartOffset: 0, PreferredReadReplica: -1,
+				RecordBatches: []byte{}} // empty, not null: librdkafka refuses a null record set
 			switch {
 			case !c.s.topicExists(t.Topic) || p.Partition != 0:
 				rp.ErrorCode = errUnknownTopic
@@ -183,7 +184,9 @@ func (c *conn) fetchOnce(ctx context.Context, r *kmsg.FetchRequest) (*kmsg.Fetch
 				if limit <= 0 {
 					limit = 1 << 20
 				}
-				rp.RecordBatches = c.batch(ctx, t.Topic, p.FetchOffset, hw, limit)
+				if b := c.batch(ctx, t.Topic, p.FetchOffset, hw, limit); b != nil {
+					rp.RecordBatches = b
+				}
 				budget -= len(rp.RecordBatches)
 				any = true
 			}

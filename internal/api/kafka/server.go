@@ -114,6 +114,7 @@ type conn struct {
 	id       mantle.Identity
 	saslDone bool
 	saslMech bool // a SaslHandshake named PLAIN
+	saslRaw  bool // it was v0: the next frame is a raw PLAIN token
 }
 
 // supported lists the API versions this broker answers. Fetch stops at
@@ -130,7 +131,7 @@ var supported = map[int16][2]int16{
 	12: {0, 4},  // Heartbeat
 	13: {0, 4},  // LeaveGroup
 	14: {0, 5},  // SyncGroup
-	17: {1, 1},  // SaslHandshake
+	17: {0, 1},  // SaslHandshake (v0: raw SASL tokens follow)
 	18: {0, 3},  // ApiVersions
 	36: {0, 2},  // SaslAuthenticate
 }
@@ -154,6 +155,17 @@ func (c *conn) serve(ctx context.Context) {
 		frame := make([]byte, n)
 		if _, err := io.ReadFull(c.r, frame); err != nil {
 			return
+		}
+		if c.saslRaw { // SaslHandshake v0: this frame is the PLAIN token itself
+			c.saslRaw = false
+			r := &kmsg.SASLAuthenticateRequest{SASLAuthBytes: frame}
+			if resp := c.saslAuthenticate(ctx, r).(*kmsg.SASLAuthenticateResponse); resp.ErrorCode != 0 {
+				return // v0 has no way to say why: close
+			}
+			if _, err := c.c.Write([]byte{0, 0, 0, 0}); err != nil {
+				return
+			}
+			continue
 		}
 		resp, h, err := c.handle(ctx, frame)
 		if err != nil {
@@ -283,6 +295,7 @@ func (c *conn) dispatch(ctx context.Context, req kmsg.Request) (kmsg.Response, e
 			resp.ErrorCode = 33 // UNSUPPORTED_SASL_MECHANISM
 		} else {
 			c.saslMech = true
+			c.saslRaw = r.Version == 0
 		}
 		return resp, nil
 	case *kmsg.SASLAuthenticateRequest:
