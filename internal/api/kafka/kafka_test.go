@@ -289,3 +289,42 @@ func TestConsumerGroup(t *testing.T) {
 		t.Errorf("the new member started at %s@%d, want notes@%d (notes before: %v)", r.Topic, r.Offset, last[0]-1, notes)
 	}
 }
+
+// Committed offsets are stored in the data folder: after the server
+// restarts, the group resumes after them.
+func TestGroupOffsetsSurviveRestart(t *testing.T) {
+	s, addr := start(t)
+	first := write(t, s, "notes", 5, func(i int) map[string]any { return map[string]any{"text": "n"} })
+	consume := func(addr string) *kgo.Client {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumerGroup("g2"), kgo.ConsumeTopics("notes"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond), kgo.DisableAutoCommit())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cl
+	}
+	a := consume(addr)
+	recs := poll(t, a, 5)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := a.CommitRecords(ctx, recs...); err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	s.Close()
+	s2 := apptest.StartDir(t, s.Dir, s.Data)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kctx, kcancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s2.App.ServeKafka(kctx, ln) }()
+	defer func() { kcancel(); <-done }()
+	next := write(t, s2, "notes", 1, func(i int) map[string]any { return map[string]any{"text": "after"} })
+	b := consume(ln.Addr().String())
+	defer b.Close()
+	if r := poll(t, b, 1)[0]; r.Offset != next[0]-1 {
+		t.Errorf("after the restart the group resumed at %d, want %d (committed through %d)", r.Offset, next[0]-1, first[4]-1)
+	}
+}
