@@ -36,6 +36,8 @@ type Options struct {
 	Subscribers int           // realtime; default 100
 	Rate        int           // realtime writes per second; default 500
 	RuleRecords int           // rule workloads: records per collection; default 50000
+	KafkaAddr   string        // kafka workload: the server's Kafka listener
+	KafkaEvents int           // kafka workload: events to preload and read; default 1,000,000
 	Target      string        // label in the report
 	Log         io.Writer
 }
@@ -67,6 +69,9 @@ func (o *Options) defaults() {
 	}
 	if o.Rate <= 0 {
 		o.Rate = 500
+	}
+	if o.KafkaEvents <= 0 {
+		o.KafkaEvents = 1_000_000
 	}
 	if o.RuleRecords <= 0 {
 		o.RuleRecords = 50000
@@ -122,6 +127,8 @@ func Run(ctx context.Context, o Options) ([]*Result, error) {
 			res, err = r.closedLoop(ctx, w)
 		case "realtime":
 			res, err = r.realtime(ctx)
+		case "kafka":
+			res, err = r.kafkaRead(ctx)
 		case "login":
 			if err = r.rulesSetup(ctx); err == nil {
 				res, err = r.loginWorkload(ctx)
@@ -217,7 +224,7 @@ func (r *runner) preload(ctx context.Context) error {
 
 func needsPosts(ws []string) bool {
 	for _, w := range ws {
-		if !ruleWorkloads[w] {
+		if !ruleWorkloads[w] && w != "kafka" {
 			return true
 		}
 	}

@@ -59,6 +59,9 @@ func Print(w io.Writer, results []*Result) {
 	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range results {
 		notes := ""
+		if r.Workload == "kafka" {
+			notes = "events read over the Kafka protocol by franz-go, first offset to last (req/s = events/s)"
+		}
 		if r.Workload == "realtime" {
 			notes = fmt.Sprintf("%d subscribers, %d/%d deliveries, %d lost (latency = write sent to event received)",
 				r.Subscribers, r.Delivered, r.Expected, r.Lost())

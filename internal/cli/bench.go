@@ -28,6 +28,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.Token, "token", os.Getenv("MANTLE_BENCH_TOKEN"), "bearer token, if the collection's rules need one")
 	fs.IntVar(&o.Subscribers, "subscribers", 100, "realtime: SSE subscribers")
 	fs.IntVar(&o.Rate, "rate", 500, "realtime: writes per second")
+	fs.StringVar(&o.KafkaAddr, "kafka", "", "kafka workload: the server's Kafka listener, such as 127.0.0.1:9092")
+	fs.IntVar(&o.KafkaEvents, "kafka-events", 1_000_000, "kafka workload: events to preload and read")
 	fs.IntVar(&o.RuleRecords, "rule-records", 50000, "rule workloads: records in each of the open and owned collections")
 	baseline := fs.Bool("baseline", false, "also measure a bare net/http server returning the same JSON (the loopback ceiling)")
 	serveBaseline := fs.String("serve-baseline", "", "internal: serve the baseline on ADDR")
@@ -58,7 +60,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		bo.URL, bo.Target, bo.Token = url, "baseline", ""
 		bo.Workloads = nil
 		for _, w := range o.Workloads {
-			if w != "realtime" && w != "login" && !strings.HasSuffix(w, "-owned") && !strings.HasSuffix(w, "-open") {
+			if w != "realtime" && w != "login" && w != "kafka" && !strings.HasSuffix(w, "-owned") && !strings.HasSuffix(w, "-open") {
 				bo.Workloads = append(bo.Workloads, w)
 			}
 		}
