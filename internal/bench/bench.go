@@ -37,7 +37,7 @@ type Options struct {
 	Rate        int           // realtime writes per second; default 500
 	RuleRecords int           // rule workloads: records per collection; default 50000
 	KafkaAddr   string        // kafka workload: the server's Kafka listener
-	KafkaEvents int           // kafka workload: events to preload and read; default 1,000,000
+	KafkaEvents int           // kafka workload: events to preload and read; default 1,000,000; -1: read the log as it is
 	Target      string        // label in the report
 	Log         io.Writer
 }
@@ -70,7 +70,7 @@ func (o *Options) defaults() {
 	if o.Rate <= 0 {
 		o.Rate = 500
 	}
-	if o.KafkaEvents <= 0 {
+	if o.KafkaEvents == 0 {
 		o.KafkaEvents = 1_000_000
 	}
 	if o.RuleRecords <= 0 {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // kafkaRead preloads o.KafkaEvents records (batches of 1,000) and then
@@ -18,6 +19,14 @@ func (r *runner) kafkaRead(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("the kafka workload needs --kafka ADDR (serve with --kafka)")
 	}
 	batchURL := strings.TrimRight(r.o.URL, "/") + "/api/batch"
+	want := int64(r.o.KafkaEvents)
+	if r.o.KafkaEvents < 0 { // no preload: read the log as it is
+		hw, err := highWatermark(ctx, r.o.KafkaAddr)
+		if err != nil {
+			return nil, err
+		}
+		want = hw - 1 // all but schema.applied, which is for administrators
+	}
 	for left := r.o.KafkaEvents; left > 0; left -= 1000 {
 		var b bytes.Buffer
 		b.WriteString(`{"ops":[`)
@@ -40,8 +49,6 @@ func (r *runner) kafkaRead(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	defer cl.Close()
-	// The high watermark: read until the last offset before the run.
-	want := int64(r.o.KafkaEvents)
 	res := &Result{}
 	start := time.Now()
 	var n int64
@@ -61,4 +68,25 @@ func (r *runner) kafkaRead(ctx context.Context) (*Result, error) {
 	res.Duration = time.Since(start)
 	res.Requests = int(n)
 	return res, nil
+}
+
+// highWatermark asks the broker for the end of the whole log.
+func highWatermark(ctx context.Context, addr string) (int64, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addr))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.Close()
+	req := kmsg.NewPtrListOffsetsRequest()
+	t := kmsg.NewListOffsetsRequestTopic()
+	t.Topic = "mantle.log"
+	p := kmsg.NewListOffsetsRequestTopicPartition()
+	p.Timestamp = -1
+	t.Partitions = append(t.Partitions, p)
+	req.Topics = append(req.Topics, t)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return 0, err
+	}
+	return resp.Topics[0].Partitions[0].Offset, nil
 }

@@ -197,10 +197,14 @@ func (c *conn) fetchOnce(ctx context.Context, r *kmsg.FetchRequest) (*kmsg.Fetch
 	return resp, any
 }
 
+// batchHeader is the size of a record batch's header (magic 2).
+const batchHeader = 61
+
 // batch encodes the events from offset on (up to hw and about limit
 // bytes) as one record batch. Events of other collections or that the
 // caller may not view are left out, but the batch still spans their
-// offsets, so the consumer moves past them (as after compaction).
+// offsets, so the consumer moves past them (as after compaction). The
+// batch is built in place in one buffer: records after a reserved header.
 func (c *conn) batch(ctx context.Context, topic string, offset, hw int64, limit int) []byte {
 	var colls []string
 	if topic != LogTopic {
@@ -211,18 +215,19 @@ func (c *conn) batch(ctx context.Context, topic string, offset, hw int64, limit 
 		return nil
 	}
 	cur := feed.NewCursor(c.s.o.Hub, c.s.o.Engine, offset)
-	var recs []byte
+	buf := make([]byte, batchHeader, batchHeader+min(limit, 8<<20)+64<<10)
+	scratch := make([]byte, 0, 4096)
 	var n int32
 	var first, last time.Time
 	lastOff := offset
-	for lastOff < hw && len(recs) < limit {
-		evs, _, err := cur.Next(ctx, 512)
+	for lastOff < hw && len(buf)-batchHeader < limit {
+		evs, _, err := cur.Next(ctx, 4096)
 		if err != nil || len(evs) == 0 {
 			break
 		}
 		for _, ev := range evs {
 			off := ev.Seq - 1
-			if off >= hw || (len(recs) >= limit && n > 0) {
+			if off >= hw || (len(buf)-batchHeader >= limit && n > 0) {
 				break
 			}
 			lastOff = off + 1
@@ -233,89 +238,99 @@ func (c *conn) batch(ctx context.Context, topic string, offset, hw int64, limit 
 				first = ev.Time
 			}
 			last = ev.Time
-			recs = appendRecord(recs, int32(off-offset), ev.Time.Sub(first).Milliseconds(), ev)
+			scratch = recordBody(scratch[:0], int32(off-offset), ev.Time.Sub(first).Milliseconds(), ev)
+			buf = binary.AppendVarint(buf, int64(len(scratch)))
+			buf = append(buf, scratch...)
 			n++
 		}
 	}
 	if lastOff == offset {
 		return nil
 	}
-	return appendBatch(nil, offset, int32(lastOff-1-offset), first, last, n, recs)
+	batchHead(buf, offset, int32(lastOff-1-offset), first, last, n)
+	return buf
 }
 
-// appendRecord appends one record (format v2): the key is the record id,
-// the value the event's data, the CloudEvents attributes ce_ headers.
-func appendRecord(dst []byte, offsetDelta int32, tsDelta int64, ev *eventlog.Event) []byte {
-	var body []byte
-	body = append(body, 0) // attributes
-	body = binary.AppendVarint(body, tsDelta)
-	body = binary.AppendVarint(body, int64(offsetDelta))
+// recordBody appends one record's body (format v2, after its length):
+// the key is the record id, the value the event's data, the CloudEvents
+// attributes ce_ headers (the binding's binary mode).
+func recordBody(dst []byte, offsetDelta int32, tsDelta int64, ev *eventlog.Event) []byte {
+	dst = append(dst, 0) // attributes
+	dst = binary.AppendVarint(dst, tsDelta)
+	dst = binary.AppendVarint(dst, int64(offsetDelta))
 	if ev.Subject == "" {
-		body = binary.AppendVarint(body, -1)
+		dst = binary.AppendVarint(dst, -1)
 	} else {
-		body = binary.AppendVarint(body, int64(len(ev.Subject)))
-		body = append(body, ev.Subject...)
+		dst = appendBytes(dst, ev.Subject)
 	}
-	body = binary.AppendVarint(body, int64(len(ev.Data)))
-	body = append(body, ev.Data...)
-	hdrs := ceHeaders(ev)
-	body = binary.AppendVarint(body, int64(len(hdrs)/2))
-	for _, h := range hdrs {
-		body = binary.AppendVarint(body, int64(len(h)))
-		body = append(body, h...)
-	}
-	dst = binary.AppendVarint(dst, int64(len(body)))
-	return append(dst, body...)
-}
-
-// ceHeaders are the CloudEvents Kafka binding's binary-mode headers, as
-// name, value pairs.
-func ceHeaders(ev *eventlog.Event) []string {
-	h := []string{
-		"ce_specversion", "1.0",
-		"ce_id", itoa(ev.Seq),
-		"ce_source", ev.Source(),
-		"ce_type", ev.Type,
-		"ce_time", ev.Time.UTC().Format("2006-01-02T15:04:05.000000000Z"),
-		"ce_seq", itoa(ev.Seq),
-		"content-type", "application/json",
-	}
+	dst = binary.AppendVarint(dst, int64(len(ev.Data)))
+	dst = append(dst, ev.Data...)
+	headers := 7
 	if ev.Subject != "" {
-		h = append(h, "ce_subject", ev.Subject)
+		headers++
 	}
 	if ev.Actor != "" {
-		h = append(h, "ce_actor", ev.Actor)
+		headers++
 	}
-	return h
+	dst = binary.AppendVarint(dst, int64(headers))
+	var num [20]byte
+	seq := strconv.AppendInt(num[:0], ev.Seq, 10)
+	dst = appendHeader(dst, "ce_specversion", "1.0")
+	dst = appendHeaderBytes(dst, "ce_id", seq)
+	dst = appendHeader(dst, "ce_source", ev.Source())
+	dst = appendHeader(dst, "ce_type", ev.Type)
+	var tb [40]byte
+	dst = appendHeaderBytes(dst, "ce_time", ev.Time.UTC().AppendFormat(tb[:0], "2006-01-02T15:04:05.000000000Z"))
+	dst = appendHeaderBytes(dst, "ce_seq", seq)
+	dst = appendHeader(dst, "content-type", "application/json")
+	if ev.Subject != "" {
+		dst = appendHeader(dst, "ce_subject", ev.Subject)
+	}
+	if ev.Actor != "" {
+		dst = appendHeader(dst, "ce_actor", ev.Actor)
+	}
+	return dst
+}
+
+func appendBytes(dst []byte, s string) []byte {
+	dst = binary.AppendVarint(dst, int64(len(s)))
+	return append(dst, s...)
+}
+
+func appendHeader(dst []byte, k, v string) []byte {
+	return appendBytes(appendBytes(dst, k), v)
+}
+
+func appendHeaderBytes(dst []byte, k string, v []byte) []byte {
+	dst = appendBytes(dst, k)
+	dst = binary.AppendVarint(dst, int64(len(v)))
+	return append(dst, v...)
 }
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// appendBatch appends a record batch (magic 2) holding n encoded records.
-func appendBatch(dst []byte, base int64, lastDelta int32, first, last time.Time, n int32, recs []byte) []byte {
-	start := len(dst)
-	dst = binary.BigEndian.AppendUint64(dst, uint64(base))
-	dst = binary.BigEndian.AppendUint32(dst, 0) // length, below
-	dst = binary.BigEndian.AppendUint32(dst, 0) // partition leader epoch
-	dst = append(dst, 2)                        // magic
-	dst = binary.BigEndian.AppendUint32(dst, 0) // crc, below
-	crcFrom := len(dst)
-	dst = binary.BigEndian.AppendUint16(dst, 0) // attributes: no compression, create time
-	dst = binary.BigEndian.AppendUint32(dst, uint32(lastDelta))
+// batchHead fills the reserved header of a record batch (magic 2) whose
+// n records follow it in buf.
+func batchHead(buf []byte, base int64, lastDelta int32, first, last time.Time, n int32) {
+	h := buf[:0]
+	h = binary.BigEndian.AppendUint64(h, uint64(base))
+	h = binary.BigEndian.AppendUint32(h, uint32(len(buf)-12)) // the length after this field
+	h = binary.BigEndian.AppendUint32(h, 0)                   // partition leader epoch
+	h = append(h, 2)                                          // magic
+	h = binary.BigEndian.AppendUint32(h, 0)                   // crc, below
+	h = binary.BigEndian.AppendUint16(h, 0)                   // attributes: no compression, create time
+	h = binary.BigEndian.AppendUint32(h, uint32(lastDelta))
 	ft, lt := first.UnixMilli(), last.UnixMilli()
 	if n == 0 {
 		ft, lt = -1, -1
 	}
-	dst = binary.BigEndian.AppendUint64(dst, uint64(ft))
-	dst = binary.BigEndian.AppendUint64(dst, uint64(lt))
-	dst = binary.BigEndian.AppendUint64(dst, ^uint64(0)) // producer id -1
-	dst = binary.BigEndian.AppendUint16(dst, ^uint16(0)) // producer epoch -1
-	dst = binary.BigEndian.AppendUint32(dst, ^uint32(0)) // base sequence -1
-	dst = binary.BigEndian.AppendUint32(dst, uint32(n))
-	dst = append(dst, recs...)
-	binary.BigEndian.PutUint32(dst[start+8:], uint32(len(dst)-start-12))
-	binary.BigEndian.PutUint32(dst[start+17:], crc32.Checksum(dst[crcFrom:], castagnoli))
-	return dst
+	h = binary.BigEndian.AppendUint64(h, uint64(ft))
+	h = binary.BigEndian.AppendUint64(h, uint64(lt))
+	h = binary.BigEndian.AppendUint64(h, ^uint64(0)) // producer id -1
+	h = binary.BigEndian.AppendUint16(h, ^uint16(0)) // producer epoch -1
+	h = binary.BigEndian.AppendUint32(h, ^uint32(0)) // base sequence -1
+	binary.BigEndian.AppendUint32(h, uint32(n))
+	binary.BigEndian.PutUint32(buf[17:], crc32.Checksum(buf[21:], castagnoli))
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -2,8 +2,11 @@ package sqlite
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
+
+	"github.com/ncruces/go-sqlite3"
 
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/eventlog"
@@ -46,20 +49,17 @@ func (db *DB) Events(ctx context.Context, f store.EventFilter) ([]*eventlog.Even
 		limit = 100
 	}
 	args = append(args, limit)
-	rows, err := db.rdb.QueryContext(ctx, b.String(), args...)
-	if err != nil {
-		return nil, wrap("read events", err)
-	}
-	defer rows.Close()
-	var out []*eventlog.Event
-	for rows.Next() {
-		e, err := scanEvent(rows)
-		if err != nil {
-			return nil, wrap("read events", err)
-		}
+	out := make([]*eventlog.Event, 0, min(limit, 4096))
+	// The raw read pool: subscribers and Kafka consumers that fell behind
+	// the hub read the log from here, in pages of thousands of events.
+	err := db.raw.query(ctx, b.String(), args, func(s *sqlite3.Stmt) bool {
+		e := &eventlog.Event{Seq: s.ColumnInt64(0), Type: s.ColumnText(1), Collection: s.ColumnText(2),
+			Subject: s.ColumnText(3), Time: parseTime(s.ColumnText(4)), Actor: s.ColumnText(5)}
+		e.Data = append(json.RawMessage(nil), s.ColumnRawBlob(6)...)
 		out = append(out, e)
-	}
-	return out, wrap("read events", rows.Err())
+		return true
+	})
+	return out, wrap("read events", err)
 }
 
 // RecordEvent implements store.Store.
