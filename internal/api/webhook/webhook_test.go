@@ -274,3 +274,47 @@ func TestSSRFGuard(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkDeliveries measures deliveries per second to a local receiver
+// that answers at once: events are written in batches, then the time is
+// taken until the receiver has every one.
+func BenchmarkDeliveries(b *testing.B) {
+	var got atomicCounter
+	all := make(chan struct{})
+	n := int64(max(b.N, 1000))
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		w.WriteHeader(204)
+		if got.add() == n {
+			close(all)
+		}
+	}))
+	defer recv.Close()
+	b.Setenv("MANTLE_WEBHOOK_NOTES_SECRET", secret)
+	s := apptest.StartConfig(b, project(recv.URL, ""), func(c *config.Config) { c.WebhookAllowPrivate = true })
+	b.ResetTimer()
+	start := time.Now()
+	for left := n; left > 0; left -= 1000 {
+		var ops []map[string]any
+		for i := int64(0); i < min(1000, left); i++ {
+			ops = append(ops, map[string]any{"op": "create", "collection": "notes", "data": map[string]any{"text": "x"}})
+		}
+		if r := s.Do("POST", "/api/batch", map[string]any{"ops": ops}); r.Status != 200 {
+			b.Fatalf("batch: %d %s", r.Status, r.Body)
+		}
+	}
+	<-all
+	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "deliveries/s")
+}
+
+type atomicCounter struct {
+	mu sync.Mutex
+	n  int64
+}
+
+func (c *atomicCounter) add() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n++
+	return c.n
+}
