@@ -24,22 +24,23 @@ import (
 
 // Options configure a run.
 type Options struct {
-	URL         string
-	Collection  string        // default posts (the blog example)
-	Workloads   []string      // create, get, list, mixed, realtime
-	Concurrency int           // default 32
-	Duration    time.Duration // per workload; default 10s
-	Warmup      time.Duration // default 1s
-	Preload     int           // records before the run; default 5000
-	BodyBytes   int           // default 300
-	Token       string        // bearer token, if the collection needs one
-	Subscribers int           // realtime; default 100
-	Rate        int           // realtime writes per second; default 500
-	RuleRecords int           // rule workloads: records per collection; default 50000
-	KafkaAddr   string        // kafka workload: the server's Kafka listener
-	KafkaEvents int           // kafka workload: events to preload and read; default 1,000,000; -1: read the log as it is
-	Target      string        // label in the report
-	Log         io.Writer
+	URL           string
+	Collection    string        // default posts (the blog example)
+	Workloads     []string      // create, get, list, mixed, realtime
+	Concurrency   int           // default 32
+	Duration      time.Duration // per workload; default 10s
+	Warmup        time.Duration // default 1s
+	Preload       int           // records before the run; default 5000
+	BodyBytes     int           // default 300
+	Token         string        // bearer token, if the collection needs one
+	Subscribers   int           // realtime: SSE subscribers; default 100
+	WSSubscribers int           // realtime: WebSocket subscribers besides; default 0
+	Rate          int           // realtime writes per second; default 500
+	RuleRecords   int           // rule workloads: records per collection; default 50000
+	KafkaAddr     string        // kafka workload: the server's Kafka listener
+	KafkaEvents   int           // kafka workload: events to preload and read; default 1,000,000; -1: read the log as it is
+	Target        string        // label in the report
+	Log           io.Writer
 }
 
 func (o *Options) defaults() {

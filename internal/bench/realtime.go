@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coder/websocket"
 	sse "github.com/tmaxmax/go-sse"
 )
 
@@ -38,16 +39,63 @@ func (r *runner) realtime(ctx context.Context) (*Result, error) {
 	prefix := "rt-" + r.run + "-"
 	streamCtx, stopStreams := context.WithCancel(ctx)
 	defer stopStreams()
-	streamClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: r.o.Subscribers}}
+	streamClient := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: r.o.Subscribers + 1}}
 	type sub struct {
 		mu   sync.Mutex
 		lat  []time.Duration
 		seen map[int64]bool
 	}
-	subs := make([]*sub, r.o.Subscribers)
+	subs := make([]*sub, r.o.Subscribers+r.o.WSSubscribers)
 	var ready, done sync.WaitGroup
 	var connectErr atomic.Value
-	for i := range subs {
+	record := func(s *sub, data string) {
+		now := time.Now()
+		n, ok := writeNumber(data, prefix)
+		if !ok {
+			return
+		}
+		t0, ok := sent.Load(n)
+		if !ok {
+			return
+		}
+		s.mu.Lock()
+		if !s.seen[n] {
+			s.seen[n] = true
+			s.lat = append(s.lat, now.Sub(t0.(time.Time)))
+		}
+		s.mu.Unlock()
+	}
+	for i := r.o.Subscribers; i < len(subs); i++ {
+		s := &sub{seen: map[int64]bool{}}
+		subs[i] = s
+		ready.Add(1)
+		done.Add(1)
+		go func() {
+			defer done.Done()
+			ws := strings.Replace(strings.TrimSuffix(r.o.URL, "/"), "http", "ws", 1) + "/api/realtime/ws"
+			if r.o.Token != "" {
+				ws += "?token=" + r.o.Token
+			}
+			c, _, err := websocket.Dial(streamCtx, ws, nil)
+			if err != nil {
+				connectErr.Store(fmt.Errorf("websocket: %v", err))
+				ready.Done()
+				return
+			}
+			defer c.CloseNow()
+			c.SetReadLimit(1 << 20)
+			c.Write(streamCtx, websocket.MessageText, []byte(`{"type":"subscribe","id":"b","collections":["`+r.o.Collection+`"],"after":`+after+`}`))
+			ready.Done()
+			for {
+				_, data, err := c.Read(streamCtx)
+				if err != nil {
+					return
+				}
+				record(s, string(data))
+			}
+		}()
+	}
+	for i := 0; i < r.o.Subscribers; i++ {
 		s := &sub{seen: map[int64]bool{}}
 		subs[i] = s
 		ready.Add(1)
@@ -71,21 +119,7 @@ func (r *runner) realtime(ctx context.Context) (*Result, error) {
 				if err != nil {
 					return
 				}
-				now := time.Now()
-				n, ok := writeNumber(ev.Data, prefix)
-				if !ok {
-					continue
-				}
-				t0, ok := sent.Load(n)
-				if !ok {
-					continue
-				}
-				s.mu.Lock()
-				if !s.seen[n] {
-					s.seen[n] = true
-					s.lat = append(s.lat, now.Sub(t0.(time.Time)))
-				}
-				s.mu.Unlock()
+				record(s, ev.Data)
 			}
 		}()
 	}

@@ -27,6 +27,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.Collection, "collection", "posts", "collection with title, body and views fields (the blog example's posts)")
 	fs.StringVar(&o.Token, "token", os.Getenv("MANTLE_BENCH_TOKEN"), "bearer token, if the collection's rules need one")
 	fs.IntVar(&o.Subscribers, "subscribers", 100, "realtime: SSE subscribers")
+	fs.IntVar(&o.WSSubscribers, "ws", 0, "realtime: WebSocket subscribers, besides the SSE ones")
 	fs.IntVar(&o.Rate, "rate", 500, "realtime: writes per second")
 	fs.StringVar(&o.KafkaAddr, "kafka", "", "kafka workload: the server's Kafka listener, such as 127.0.0.1:9092")
 	fs.IntVar(&o.KafkaEvents, "kafka-events", 1_000_000, "kafka workload: events to preload and read")
