@@ -333,4 +333,3 @@ func batchHead(buf []byte, base int64, lastDelta int32, first, last time.Time, n
 	binary.BigEndian.PutUint32(buf[17:], crc32.Checksum(buf[21:], castagnoli))
 }
 
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
