@@ -332,4 +332,3 @@ func batchHead(buf []byte, base int64, lastDelta int32, first, last time.Time, n
 	binary.BigEndian.AppendUint32(h, uint32(n))
 	binary.BigEndian.PutUint32(buf[17:], crc32.Checksum(buf[21:], castagnoli))
 }
-
