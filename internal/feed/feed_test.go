@@ -24,7 +24,9 @@ func (f *fakeSource) Collection(name string) (*schema.Collection, error) {
 	}
 	return f.coll, nil
 }
-func (f *fakeSource) Schema() *schema.Schema { return &schema.Schema{Collections: []*schema.Collection{f.coll}} }
+func (f *fakeSource) Schema() *schema.Schema {
+	return &schema.Schema{Collections: []*schema.Collection{f.coll}}
+}
 func (f *fakeSource) CanSee(id mantle.Identity, ev *eventlog.Event) bool {
 	f.checks++
 	return id.ID == "alice"
