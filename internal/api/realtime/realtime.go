@@ -206,6 +206,7 @@ type outMsg struct {
 	raw []byte
 	sub []byte // the subscription id, as JSON
 	ev  *eventlog.Event
+	evs []*eventlog.Event // a batch ("events"), for subscriptions that asked
 }
 
 // send queues a control message; a full queue closes the connection.
@@ -258,7 +259,8 @@ func (s *session) writer(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case m := <-s.out:
-			if m.ev != nil {
+			switch {
+			case m.ev != nil:
 				buf = append(buf[:0], eventHead...)
 				buf = append(buf, m.sub...)
 				buf = append(buf, seqPart...)
@@ -266,6 +268,21 @@ func (s *session) writer(ctx context.Context) {
 				buf = append(buf, eventPart...)
 				buf = append(buf, m.ev.JSON()...)
 				m.raw = append(buf, '}')
+			case m.evs != nil:
+				buf = append(buf[:0], `{"type":"events","id":`...)
+				buf = append(buf, m.sub...)
+				buf = append(buf, `,"events":[`...)
+				for i, ev := range m.evs {
+					if i > 0 {
+						buf = append(buf, ',')
+					}
+					buf = append(buf, `{"seq":`...)
+					buf = strconv.AppendInt(buf, ev.Seq, 10)
+					buf = append(buf, eventPart...)
+					buf = append(buf, ev.JSON()...)
+					buf = append(buf, '}')
+				}
+				m.raw = append(buf, "]}"...)
 			}
 			wctx, cancel := context.WithTimeout(context.Background(), s.h.SlowTimeout+10*time.Second)
 			err := s.c.Write(wctx, websocket.MessageText, m.raw)
@@ -316,6 +333,9 @@ type clientMsg struct {
 	Types       []string `json:"types"`
 	Filter      string   `json:"filter"`
 	After       *int64   `json:"after"`
+	// Batch asks for several events per message ("events") when more
+	// than one is ready: fewer frames when catching up or under load.
+	Batch bool `json:"batch"`
 }
 
 func (s *session) reader(ctx context.Context) {
@@ -429,7 +449,7 @@ func (s *session) subscribe(ctx context.Context, m clientMsg) {
 	s.send([]byte(`{"type":"subscribed","id":` + string(idJSON) + `,"after":` + strconv.FormatInt(after, 10) + `}`))
 	go func() {
 		defer close(sub.done)
-		s.tail(sctx, idJSON, matcher, feed.NewCursor(s.h.Hub, s.h.Engine, after))
+		s.tail(sctx, idJSON, matcher, feed.NewCursor(s.h.Hub, s.h.Engine, after), m.Batch)
 	}()
 }
 
@@ -450,7 +470,7 @@ func (s *session) unsubscribe(id string) {
 
 // tail sends the subscription's events: from its cursor through the log,
 // then live.
-func (s *session) tail(ctx context.Context, idJSON []byte, m *feed.Matcher, cur *feed.Cursor) {
+func (s *session) tail(ctx context.Context, idJSON []byte, m *feed.Matcher, cur *feed.Cursor, batch bool) {
 	for {
 		evs, wait, err := cur.Next(ctx, 512)
 		if err != nil {
@@ -459,13 +479,36 @@ func (s *session) tail(ctx context.Context, idJSON []byte, m *feed.Matcher, cur 
 			}
 			return
 		}
+		var group []*eventlog.Event // batch mode: the matching events of this step, up to ~1 MiB
+		size := 0
+		flush := func() bool {
+			if len(group) == 0 {
+				return true
+			}
+			msg := outMsg{sub: idJSON, evs: group}
+			if len(group) == 1 {
+				msg = outMsg{sub: idJSON, ev: group[0]}
+			}
+			group, size = nil, 0
+			return ctx.Err() == nil && s.sendEvent(ctx, msg)
+		}
 		for _, ev := range evs {
 			if !m.Match(ev) {
+				continue
+			}
+			if batch {
+				group = append(group, ev)
+				if size += len(ev.JSON()); size >= 1<<20 && !flush() {
+					return
+				}
 				continue
 			}
 			if ctx.Err() != nil || !s.sendEvent(ctx, outMsg{sub: idJSON, ev: ev}) {
 				return
 			}
+		}
+		if !flush() {
+			return
 		}
 		if len(evs) > 0 {
 			continue

@@ -52,6 +52,7 @@ type msg struct {
 		Type string
 		Data struct{ Record struct{ Title string } }
 	}
+	Events []struct{ Seq int64 } // type "events"
 }
 
 type client struct {
@@ -379,5 +380,46 @@ func TestSlowConsumer(t *testing.T) {
 	<-done
 	if got >= n {
 		t.Errorf("the slow client received all %d events; the buffer did not bound it", got)
+	}
+}
+
+// With batch, several ready events travel in one "events" message; the
+// order and the no-gap guarantee are the same.
+func TestBatch(t *testing.T) {
+	s := apptest.Start(t, project)
+	start := s.LastSeq()
+	var ops []map[string]any
+	for i := 0; i < 30; i++ {
+		ops = append(ops, map[string]any{"op": "create", "collection": "notes", "data": map[string]any{"text": fmt.Sprint(i)}})
+	}
+	if r := s.Do("POST", "/api/batch", map[string]any{"ops": ops}); r.Status != 200 {
+		t.Fatal(r.Status)
+	}
+	c := dial(t, s.URL, "")
+	c.send(map[string]any{"type": "subscribe", "id": "n", "collections": []string{"notes"}, "after": start, "batch": true})
+	c.next()
+	var seqs []int64
+	messages := 0
+	for len(seqs) < 30 {
+		m := c.next()
+		messages++
+		switch m.Type {
+		case "events":
+			for _, e := range m.Events {
+				seqs = append(seqs, e.Seq)
+			}
+		case "event":
+			seqs = append(seqs, m.Seq)
+		default:
+			t.Fatalf("got %+v", m)
+		}
+	}
+	for i, seq := range seqs {
+		if seq != start+int64(i)+1 {
+			t.Fatalf("seqs %v", seqs)
+		}
+	}
+	if messages >= 30 {
+		t.Errorf("30 events took %d messages: nothing was batched", messages)
 	}
 }
