@@ -48,22 +48,31 @@ func (r *runner) realtime(ctx context.Context) (*Result, error) {
 	subs := make([]*sub, r.o.Subscribers+r.o.WSSubscribers)
 	var ready, done sync.WaitGroup
 	var connectErr atomic.Value
+	// record notes every write a message carries (one for SSE and plain
+	// WebSocket events, several for a batched "events" message).
 	record := func(s *sub, data string) {
 		now := time.Now()
-		n, ok := writeNumber(data, prefix)
-		if !ok {
-			return
+		for {
+			n, ok := writeNumber(data, prefix)
+			if !ok {
+				return
+			}
+			if i := strings.Index(data, `"title":"`+prefix); i >= 0 {
+				data = data[i+1:]
+			}
+			// A record appears twice in an update's data (record, previous);
+			// creates carry it once.
+			t0, ok := sent.Load(n)
+			if !ok {
+				continue
+			}
+			s.mu.Lock()
+			if !s.seen[n] {
+				s.seen[n] = true
+				s.lat = append(s.lat, now.Sub(t0.(time.Time)))
+			}
+			s.mu.Unlock()
 		}
-		t0, ok := sent.Load(n)
-		if !ok {
-			return
-		}
-		s.mu.Lock()
-		if !s.seen[n] {
-			s.seen[n] = true
-			s.lat = append(s.lat, now.Sub(t0.(time.Time)))
-		}
-		s.mu.Unlock()
 	}
 	for i := r.o.Subscribers; i < len(subs); i++ {
 		s := &sub{seen: map[int64]bool{}}
@@ -84,7 +93,7 @@ func (r *runner) realtime(ctx context.Context) (*Result, error) {
 			}
 			defer c.CloseNow()
 			c.SetReadLimit(1 << 20)
-			c.Write(streamCtx, websocket.MessageText, []byte(`{"type":"subscribe","id":"b","collections":["`+r.o.Collection+`"],"after":`+after+`}`))
+			c.Write(streamCtx, websocket.MessageText, []byte(`{"type":"subscribe","id":"b","collections":["`+r.o.Collection+`"],"after":`+after+`,"batch":true}`))
 			ready.Done()
 			for {
 				_, data, err := c.Read(streamCtx)
