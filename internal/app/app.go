@@ -107,12 +107,7 @@ func (a *App) ApplyProject(ctx context.Context) error {
 			a.Log.Info("applied", "step", st.String())
 		}
 	}
-	a.webhooks = p.Webhooks
-	for _, h := range p.Webhooks {
-		if err := webhook.CheckURL(h.URL, a.Config.WebhookAllowPrivate); err != nil {
-			return fmt.Errorf("webhook %s: %w", h.Name, err)
-		}
-	}
+	a.webhooks = p.Webhooks // checked (SSRF guard) and started by StartWebhooks
 	for _, st := range skipped {
 		a.Log.Warn("skipped destructive step; run `mantle apply --allow-destructive`", "step", st.String())
 	}

@@ -406,7 +406,7 @@ func (s *Service) link(ctx context.Context, provider, link, userID string) error
 		return err
 	}
 	for _, sid := range ended {
-		s.revoked.Store(sid, now)
+		s.revoke(sid, now)
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -101,6 +102,18 @@ func WithCredential(ctx context.Context, c Credential) context.Context {
 func CredentialFrom(ctx context.Context) Credential {
 	c, _ := ctx.Value(credentialKey{}).(Credential)
 	return c
+}
+
+// RequestHeader returns the credential a request carries, as an
+// Authorization header value: the header itself, or, when allowQuery and
+// there is no header, ?token= as a bearer token, for clients that cannot
+// set headers (EventSource, browser WebSockets).
+func RequestHeader(r *http.Request, allowQuery bool) string {
+	header := r.Header.Get("Authorization")
+	if t := r.URL.Query().Get("token"); header == "" && t != "" && allowQuery {
+		header = "Bearer " + t
+	}
+	return header
 }
 
 var errInvalid = mantle.Errorf(mantle.Unauthenticated, "auth.invalid_credentials", "the credentials are not valid")

@@ -115,7 +115,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (*Tokens, error) {
 		return nil, err
 	}
 	if reused {
-		s.revoked.Store(sid, s.cfg.Now())
+		s.revoke(sid, s.cfg.Now())
 		return nil, mantle.Errorf(mantle.Unauthenticated, "auth.refresh_token_reused",
 			"this refresh token was already used; the session is revoked, sign in again")
 	}
@@ -167,8 +167,22 @@ func (s *Service) Logout(ctx context.Context, id mantle.Identity, sid string) er
 	if err != nil {
 		return err
 	}
-	s.revoked.Store(sid, s.cfg.Now())
+	s.revoke(sid, s.cfg.Now())
 	return nil
+}
+
+// revoke refuses the session's access tokens from now on. Entries older
+// than an access token's life are dropped meanwhile: their tokens have
+// expired anyway, so the set stays as small as the recent revocations.
+func (s *Service) revoke(sid string, at time.Time) {
+	s.revoked.Store(sid, at)
+	horizon := s.cfg.Now().Add(-s.cfg.AccessTTL - leeway)
+	s.revoked.Range(func(k, v any) bool {
+		if v.(time.Time).Before(horizon) {
+			s.revoked.Delete(k)
+		}
+		return true
+	})
 }
 
 // loadRevoked reads the sessions revoked recently enough that access

@@ -74,61 +74,20 @@ func (r *runner) realtime(ctx context.Context) (*Result, error) {
 			s.mu.Unlock()
 		}
 	}
-	for i := r.o.Subscribers; i < len(subs); i++ {
+	for i := range subs {
 		s := &sub{seen: map[int64]bool{}}
 		subs[i] = s
+		follow := r.followSSE // the first Subscribers; the WebSocket ones after
+		if i >= r.o.Subscribers {
+			follow = r.followWS
+		}
 		ready.Add(1)
 		done.Add(1)
 		go func() {
 			defer done.Done()
-			ws := strings.Replace(strings.TrimSuffix(r.o.URL, "/"), "http", "ws", 1) + "/api/realtime/ws"
-			if r.o.Token != "" {
-				ws += "?token=" + r.o.Token
-			}
-			c, _, err := websocket.Dial(streamCtx, ws, nil)
+			err := follow(streamCtx, streamClient, after, ready.Done, func(data string) { record(s, data) })
 			if err != nil {
-				connectErr.Store(fmt.Errorf("websocket: %v", err))
-				ready.Done()
-				return
-			}
-			defer c.CloseNow()
-			c.SetReadLimit(1 << 20)
-			c.Write(streamCtx, websocket.MessageText, []byte(`{"type":"subscribe","id":"b","collections":["`+r.o.Collection+`"],"after":`+after+`,"batch":true}`))
-			ready.Done()
-			for {
-				_, data, err := c.Read(streamCtx)
-				if err != nil {
-					return
-				}
-				record(s, string(data))
-			}
-		}()
-	}
-	for i := 0; i < r.o.Subscribers; i++ {
-		s := &sub{seen: map[int64]bool{}}
-		subs[i] = s
-		ready.Add(1)
-		done.Add(1)
-		go func() {
-			defer done.Done()
-			url := strings.TrimSuffix(r.o.URL, "/") + "/api/events/stream?collections=" + r.o.Collection + "&after=" + after
-			req, _ := http.NewRequestWithContext(streamCtx, "GET", url, nil)
-			if r.o.Token != "" {
-				req.Header.Set("Authorization", "Bearer "+r.o.Token)
-			}
-			resp, err := streamClient.Do(req)
-			if err != nil || resp.StatusCode != 200 {
-				connectErr.Store(fmt.Errorf("subscribe: %v %v", err, resp))
-				ready.Done()
-				return
-			}
-			defer resp.Body.Close()
-			ready.Done()
-			for ev, err := range sse.Read(resp.Body, nil) {
-				if err != nil {
-					return
-				}
-				record(s, ev.Data)
+				connectErr.Store(err)
 			}
 		}()
 	}
@@ -241,4 +200,54 @@ func writeNumber(data, prefix string) (int64, bool) {
 	}
 	n, err := strconv.ParseInt(rest[:j], 10, 64)
 	return n, err == nil
+}
+
+// followSSE subscribes over SSE from after and hands every event's data to
+// got until ctx ends. connected is called once, when subscribed or failed.
+func (r *runner) followSSE(ctx context.Context, client *http.Client, after string, connected func(), got func(string)) error {
+	url := strings.TrimSuffix(r.o.URL, "/") + "/api/events/stream?collections=" + r.o.Collection + "&after=" + after
+	req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+	if r.o.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.o.Token)
+	}
+	resp, err := client.Do(req)
+	connected()
+	if err != nil || resp.StatusCode != 200 {
+		return fmt.Errorf("subscribe: %v %v", err, resp)
+	}
+	defer resp.Body.Close()
+	for ev, err := range sse.Read(resp.Body, nil) {
+		if err != nil {
+			return nil
+		}
+		got(ev.Data)
+	}
+	return nil
+}
+
+// followWS does the same over the WebSocket API, in batch mode.
+func (r *runner) followWS(ctx context.Context, _ *http.Client, after string, connected func(), got func(string)) error {
+	ws := strings.Replace(strings.TrimSuffix(r.o.URL, "/"), "http", "ws", 1) + "/api/realtime/ws"
+	if r.o.Token != "" {
+		ws += "?token=" + r.o.Token
+	}
+	c, _, err := websocket.Dial(ctx, ws, nil)
+	if err != nil {
+		connected()
+		return fmt.Errorf("websocket: %v", err)
+	}
+	defer c.CloseNow()
+	c.SetReadLimit(1 << 20)
+	err = c.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe","id":"b","collections":["`+r.o.Collection+`"],"after":`+after+`,"batch":true}`))
+	connected()
+	if err != nil {
+		return fmt.Errorf("websocket subscribe: %v", err)
+	}
+	for {
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			return nil
+		}
+		got(string(data))
+	}
 }

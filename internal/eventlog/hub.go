@@ -58,6 +58,13 @@ func (h *Hub) Reset(last int64) {
 	h.mu.Unlock()
 }
 
+// Wake returns a channel that is closed at the next Publish.
+func (h *Hub) Wake() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.wake
+}
+
 // Last returns the highest published sequence.
 func (h *Hub) Last() int64 {
 	h.mu.Lock()

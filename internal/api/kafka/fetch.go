@@ -18,7 +18,6 @@ const (
 	errNone              = 0
 	errOffsetOutOfRange  = 1
 	errUnknownTopic      = 3
-	errNotLeader         = 6
 	errUnknownMember     = 25
 	errRebalance         = 27
 	errIllegalGeneration = 22
@@ -140,9 +139,9 @@ func (c *conn) fetch(ctx context.Context, r *kmsg.FetchRequest) kmsg.Response {
 	wait := time.Duration(min(max(r.MaxWaitMillis, 0), 30_000)) * time.Millisecond
 	deadline := time.Now().Add(wait)
 	for {
-		_, _, wake := c.s.o.Hub.Since(1<<62, 0) // the wake channel of the next publish
-		resp, any := c.fetchOnce(ctx, r)
-		if any || wait == 0 || time.Now().After(deadline) {
+		wake := c.s.o.Hub.Wake() // taken before reading, so no publish is missed
+		resp, found := c.fetchOnce(ctx, r)
+		if found || wait == 0 || time.Now().After(deadline) {
 			return resp
 		}
 		t := time.NewTimer(time.Until(deadline))
@@ -158,8 +157,8 @@ func (c *conn) fetch(ctx context.Context, r *kmsg.FetchRequest) kmsg.Response {
 	}
 }
 
-// fetchOnce builds the answer now; any reports whether some partition had
-// events past its offset (matching or not).
+// fetchOnce builds the answer now; found reports whether some partition
+// had events past its offset (matching or not).
 func (c *conn) fetchOnce(ctx context.Context, r *kmsg.FetchRequest) (*kmsg.FetchResponse, bool) {
 	resp := r.ResponseKind().(*kmsg.FetchResponse)
 	hw := c.highWatermark(ctx)
@@ -167,7 +166,7 @@ func (c *conn) fetchOnce(ctx context.Context, r *kmsg.FetchRequest) (*kmsg.Fetch
 	if budget <= 0 {
 		budget = 50 << 20
 	}
-	any := false
+	found := false
 	for _, t := range r.Topics {
 		rt := kmsg.FetchResponseTopic{Topic: t.Topic}
 		for _, p := range t.Partitions {
@@ -188,13 +187,13 @@ func (c *conn) fetchOnce(ctx context.Context, r *kmsg.FetchRequest) (*kmsg.Fetch
 					rp.RecordBatches = b
 				}
 				budget -= len(rp.RecordBatches)
-				any = true
+				found = true
 			}
 			rt.Partitions = append(rt.Partitions, rp)
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
-	return resp, any
+	return resp, found
 }
 
 // batchHeader is the size of a record batch's header (magic 2).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,17 +38,14 @@ const (
 )
 
 type member struct {
-	id               string
-	protocolType     string
-	protocols        []kmsg.JoinGroupRequestProtocol
-	session          time.Duration
-	rebalance        time.Duration
-	lastSeen         time.Time
-	join             chan *kmsg.JoinGroupResponse // set while a JoinGroup waits
-	joinVersion      int16
-	assignment       []byte
-	sync             chan *kmsg.SyncGroupResponse // set while a SyncGroup waits
-	syncedGeneration int32
+	id         string
+	protocols  []kmsg.JoinGroupRequestProtocol
+	session    time.Duration
+	rebalance  time.Duration
+	lastSeen   time.Time
+	join       chan *kmsg.JoinGroupResponse // set while a JoinGroup waits
+	assignment []byte
+	sync       chan *kmsg.SyncGroupResponse // set while a SyncGroup waits
 }
 
 type group struct {
@@ -298,21 +296,27 @@ func (c *coordinator) join(ctx context.Context, r *kmsg.JoinGroupRequest) kmsg.R
 		g.members[m.id] = m
 	}
 	g.ptype = r.ProtocolType
-	m.protocolType, m.protocols = r.ProtocolType, r.Protocols
+	m.protocols = r.Protocols
 	m.session = time.Duration(r.SessionTimeoutMillis) * time.Millisecond
 	m.rebalance = time.Duration(max(r.RebalanceTimeoutMillis, r.SessionTimeoutMillis)) * time.Millisecond
 	m.lastSeen = time.Now()
 	ch := make(chan *kmsg.JoinGroupResponse, 1)
-	m.join, m.joinVersion = ch, r.Version
+	m.join = ch
 	c.rebalance(g)
 	c.mu.Unlock()
+	resp.ErrorCode = errCoordinatorLoad // if the connection goes first
+	return await(ctx, ch, r.Version, resp)
+}
+
+// await waits for the coordinator's answer to a blocked JoinGroup or
+// SyncGroup, or answers gone when the connection ends first.
+func await[T kmsg.Response](ctx context.Context, ch <-chan T, version int16, gone T) kmsg.Response {
 	select {
 	case out := <-ch:
-		out.Version = r.Version
+		out.SetVersion(version)
 		return out
 	case <-ctx.Done():
-		resp.ErrorCode = errCoordinatorLoad
-		return resp
+		return gone
 	}
 }
 
@@ -344,7 +348,6 @@ func (c *coordinator) syncGroup(ctx context.Context, r *kmsg.SyncGroupRequest) k
 		for _, a := range r.GroupAssignment {
 			if o := g.members[a.MemberID]; o != nil {
 				o.assignment = a.MemberAssignment
-				o.syncedGeneration = g.generation
 			}
 		}
 		g.state = stateStable
@@ -364,14 +367,8 @@ func (c *coordinator) syncGroup(ctx context.Context, r *kmsg.SyncGroupRequest) k
 	ch := make(chan *kmsg.SyncGroupResponse, 1)
 	m.sync = ch
 	c.mu.Unlock()
-	select {
-	case out := <-ch:
-		out.Version = r.Version
-		return out
-	case <-ctx.Done():
-		resp.ErrorCode = errCoordinatorLoad
-		return resp
-	}
+	resp.ErrorCode = errCoordinatorLoad // if the connection goes first
+	return await(ctx, ch, r.Version, resp)
 }
 
 type committed struct {
@@ -435,12 +432,11 @@ func (c *coordinator) fetchOffsets(ctx context.Context, r *kmsg.OffsetFetchReque
 	if topics == nil { // all the group's topics
 		all, _ := c.s.o.Engine.Secrets(ctx, KindOffset)
 		seen := map[string]bool{}
-		for k := range all {
-			var g, t string
-			var p int32
-			if n, _ := fmt.Sscanf(replaceSlash(k), "%s %s %d", &g, &t, &p); n == 3 && g == r.Group && !seen[t] {
-				seen[t] = true
-				topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: t, Partitions: []int32{0}})
+		for k := range all { // group/topic/partition
+			rest, ok := strings.CutPrefix(k, r.Group+"/")
+			if i := strings.LastIndexByte(rest, '/'); ok && i > 0 && !seen[rest[:i]] {
+				seen[rest[:i]] = true
+				topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: rest[:i], Partitions: []int32{0}})
 			}
 		}
 	}
@@ -459,14 +455,4 @@ func (c *coordinator) fetchOffsets(ctx context.Context, r *kmsg.OffsetFetchReque
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
-}
-
-func replaceSlash(s string) string {
-	b := []byte(s)
-	for i, x := range b {
-		if x == '/' {
-			b[i] = ' '
-		}
-	}
-	return string(b)
 }

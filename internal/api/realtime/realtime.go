@@ -88,10 +88,7 @@ func New(o Options) http.Handler {
 // ServeHTTP authenticates (the Authorization header, or ?token= since
 // browsers cannot set headers on a WebSocket) and upgrades.
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	header := r.Header.Get("Authorization")
-	if t := r.URL.Query().Get("token"); header == "" && t != "" {
-		header = "Bearer " + t
-	}
+	header := auth.RequestHeader(r, true)
 	id, cred, err := h.Auth.Authenticate(r.Context(), header)
 	if err != nil {
 		gateway.WriteError(w, r, h.Log, err)

@@ -103,10 +103,7 @@ func (h *handler) authn(m methods) http.Handler {
 				Status: http.StatusMethodNotAllowed, Message: r.Method + " is not allowed here; use " + strings.Join(allow, ", ")})
 			return
 		}
-		header := r.Header.Get("Authorization")
-		if t := r.URL.Query().Get("token"); header == "" && t != "" && r.URL.Path == "/api/events/stream" {
-			header = "Bearer " + t // EventSource cannot set headers
-		}
+		header := auth.RequestHeader(r, r.URL.Path == "/api/events/stream") // EventSource cannot set headers
 		id, cred, err := h.Auth.Authenticate(r.Context(), header)
 		if err != nil {
 			gateway.WriteError(w, r, h.Log, err)

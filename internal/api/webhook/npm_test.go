@@ -103,23 +103,7 @@ func TestStandardWebhooksReceiver(t *testing.T) {
 	defer func() { recv.Process.Kill(); recv.Wait() }()
 
 	// Retries must outlast the receiver's absence: many attempts.
-	proj := `
-name: hooks
-collections:
-  notes:
-    fields:
-      text: { type: text }
-      n:    { type: number }
-    rules:
-      create: "true"
-webhooks:
-  notes:
-    url: http://127.0.0.1:` + strconv.Itoa(port) + `/hook
-    collections: [notes]
-    maxAttempts: 100
-    retryMin: 20ms
-    retryMax: 200ms
-`
+	proj := project("http://127.0.0.1:"+strconv.Itoa(port)+"/hook", "maxAttempts: 100, retryMin: 20ms, retryMax: 200ms")
 	s := start(t, proj)
 	want := create(t, s, 20)
 	seen := map[string]bool{}

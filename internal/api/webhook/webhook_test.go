@@ -107,7 +107,13 @@ func (rc *receiver) wait(n int) []int64 {
 	return out
 }
 
-func project(url string, extra string) string {
+// project declares one webhook of record.created events of notes; retry
+// is its attempts and backoff, such as "maxAttempts: 3, retryMin: 5ms".
+func project(url string, retry string) string {
+	var r strings.Builder
+	for _, kv := range strings.Split(retry, ", ") {
+		r.WriteString("    " + kv + "\n")
+	}
 	return `
 name: hooks
 collections:
@@ -123,11 +129,10 @@ webhooks:
     url: ` + url + `
     collections: [notes]
     types: [record.created]
-    maxAttempts: 3
-    retryMin: 5ms
-    retryMax: 20ms
-` + extra
+` + r.String()
 }
+
+const fastRetry = "maxAttempts: 3, retryMin: 5ms, retryMax: 20ms"
 
 func start(t *testing.T, proj string) *apptest.Server {
 	t.Setenv("MANTLE_WEBHOOK_NOTES_SECRET", secret)
@@ -150,7 +155,7 @@ func create(t *testing.T, s *apptest.Server, n int) []int64 {
 
 func TestDeliversSignedInOrder(t *testing.T) {
 	rc := newReceiver(t)
-	s := start(t, project(rc.srv.URL, ""))
+	s := start(t, project(rc.srv.URL, fastRetry))
 	want := create(t, s, 25)
 	got := rc.wait(25)
 	if fmt.Sprint(got) != fmt.Sprint(want) {
@@ -169,7 +174,7 @@ func TestDeliversSignedInOrder(t *testing.T) {
 // succeeds becomes a dead letter, and the next events still arrive.
 func TestRetriesAndDeadLetters(t *testing.T) {
 	rc := newReceiver(t)
-	s := start(t, project(rc.srv.URL, ""))
+	s := start(t, project(rc.srv.URL, fastRetry))
 	base := s.LastSeq()
 	rc.fail = func(seq int64, attempt int) int {
 		switch {
@@ -235,7 +240,7 @@ func TestRetriesAndDeadLetters(t *testing.T) {
 // down arrive after it, with no gap.
 func TestCursorSurvivesRestart(t *testing.T) {
 	rc := newReceiver(t)
-	proj := project(rc.srv.URL, "")
+	proj := project(rc.srv.URL, fastRetry)
 	s := start(t, proj)
 	first := create(t, s, 5)
 	rc.wait(5)
@@ -267,7 +272,7 @@ func TestSSRFGuard(t *testing.T) {
 	for _, url := range []string{"http://127.0.0.1:9/hook", "http://localhost/hook", "http://10.1.2.3/x", "http://169.254.169.254/latest/meta-data", "http://[::1]/x", "http://192.168.0.10/x"} {
 		t.Setenv("MANTLE_WEBHOOK_NOTES_SECRET", secret)
 		dir := t.TempDir()
-		os.WriteFile(filepath.Join(dir, "mantle.yaml"), []byte(project(url, "")), 0o644)
+		os.WriteFile(filepath.Join(dir, "mantle.yaml"), []byte(project(url, fastRetry)), 0o644)
 		err := apptest.TryStartDir(t, dir, filepath.Join(dir, "data"), nil)
 		if err == nil || !strings.Contains(err.Error(), "--webhook-allow-private") {
 			t.Errorf("%s: %v", url, err)
@@ -291,7 +296,7 @@ func BenchmarkDeliveries(b *testing.B) {
 	}))
 	defer recv.Close()
 	b.Setenv("MANTLE_WEBHOOK_NOTES_SECRET", secret)
-	s := apptest.StartConfig(b, project(recv.URL, ""), func(c *config.Config) { c.WebhookAllowPrivate = true })
+	s := apptest.StartConfig(b, project(recv.URL, fastRetry), func(c *config.Config) { c.WebhookAllowPrivate = true })
 	b.ResetTimer()
 	start := time.Now()
 	for left := n; left > 0; left -= 1000 {
