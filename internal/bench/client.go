@@ -25,6 +25,7 @@ type conn struct {
 	r          *bufio.Reader
 	w          *bufio.Writer
 	body       []byte
+	seq        int64 // the last response's Mantle-Seq header, 0 if none
 }
 
 func newConn(rawURL, token string) (*conn, error) {
@@ -109,6 +110,7 @@ func (c *conn) roundTrip(method, path string, body []byte) (int, []byte, error) 
 		return 0, nil, fmt.Errorf("bad status line %q", line)
 	}
 	length, chunked, closeAfter := -1, false, false
+	c.seq = 0
 	for {
 		h, err := c.r.ReadSlice('\n')
 		if err != nil {
@@ -127,6 +129,8 @@ func (c *conn) roundTrip(method, path string, body []byte) (int, []byte, error) 
 			length, _ = strconv.Atoi(string(v))
 		case bytes.EqualFold(k, []byte("Transfer-Encoding")):
 			chunked = bytes.EqualFold(v, []byte("chunked"))
+		case bytes.EqualFold(k, []byte("Mantle-Seq")):
+			c.seq, _ = strconv.ParseInt(string(v), 10, 64)
 		case bytes.EqualFold(k, []byte("Connection")):
 			closeAfter = bytes.EqualFold(v, []byte("close"))
 		}

@@ -44,6 +44,7 @@ type Event struct {
 	Data       json.RawMessage // the CloudEvents data
 
 	encoded []byte // the CloudEvents JSON, set once by Hub.Publish
+	sse     atomic.Pointer[[]byte]
 	record  atomic.Pointer[parsed]
 	memo    sync.Map // string → bool, see Memo
 }
@@ -89,6 +90,26 @@ func (e *Event) JSON() []byte {
 		return e.encoded
 	}
 	return e.AppendJSON(nil)
+}
+
+// SSE returns the event as one Server-Sent Events message (its id, type
+// and JSON data, then a blank line), rendered once and shared by every
+// stream that sends it.
+func (e *Event) SSE() []byte {
+	if p := e.sse.Load(); p != nil {
+		return *p
+	}
+	j := e.JSON()
+	b := make([]byte, 0, len(j)+len(e.Type)+40)
+	b = append(b, "id: "...)
+	b = strconv.AppendInt(b, e.Seq, 10)
+	b = append(b, "\nevent: "...)
+	b = append(b, e.Type...)
+	b = append(b, "\ndata: "...)
+	b = append(b, j...)
+	b = append(b, "\n\n"...)
+	e.sse.Store(&b)
+	return b
 }
 
 // Source is the CloudEvents source: /collections/NAME, or /schema.

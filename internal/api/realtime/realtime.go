@@ -96,7 +96,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Credentials travel as tokens, never cookies, so a page on another
 	// origin cannot ride on a user's session: any origin may connect.
-	c, err := websocket.Accept(w, r, &websocket.AcceptOptions{OriginPatterns: []string{"*"}})
+	c, err := websocket.Accept(bigWrites{w}, r, &websocket.AcceptOptions{OriginPatterns: []string{"*"}})
 	if err != nil {
 		return // Accept has answered
 	}
@@ -251,6 +251,12 @@ var (
 
 func (s *session) writer(ctx context.Context) {
 	var buf []byte
+	// A write that a client does not take within the limit ends the
+	// connection: one timer for the session, armed around each write
+	// (a context with a deadline per write cost a tenth of fan-out).
+	stuck := time.AfterFunc(time.Hour, func() { s.c.CloseNow() })
+	stuck.Stop()
+	defer stuck.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -281,9 +287,9 @@ func (s *session) writer(ctx context.Context) {
 				}
 				m.raw = append(buf, "]}"...)
 			}
-			wctx, cancel := context.WithTimeout(context.Background(), s.h.SlowTimeout+10*time.Second)
-			err := s.c.Write(wctx, websocket.MessageText, m.raw)
-			cancel()
+			stuck.Reset(s.h.SlowTimeout + 10*time.Second)
+			err := s.c.Write(context.Background(), websocket.MessageText, m.raw)
+			stuck.Stop()
 			if err != nil {
 				s.fail(CloseSlow, "slow consumer: a message could not be written in time")
 				return

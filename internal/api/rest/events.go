@@ -2,7 +2,6 @@ package rest
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -100,59 +99,55 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	flusher, ok := w.(http.Flusher)
-	if !ok {
-		return fmt.Errorf("response writer cannot flush")
+	out, ctx, err := openSSE(w, r)
+	if err != nil {
+		return err
 	}
-	w.Header().Set("Content-Type", "text/event-stream")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Accel-Buffering", "no")
-	w.WriteHeader(http.StatusOK)
-	w.Write([]byte("retry: 1000\n: connected\n\n"))
-	flusher.Flush()
-	return h.tail(r.Context(), w, flusher, m, feed.NewCursor(h.Hub, h.Engine, f.After))
+	defer out.end()
+	if out.send(connectedFrame) != nil {
+		return nil
+	}
+	h.tail(ctx, out, m, feed.NewCursor(h.Hub, h.Engine, f.After))
+	return nil
 }
 
-func (h *handler) tail(ctx context.Context, w http.ResponseWriter, flusher http.Flusher, m *feed.Matcher, cur *feed.Cursor) error {
+// tail sends the stream's events until the client goes or the server
+// stops: each step's matching events in one send, as the frames the
+// events rendered once for every stream.
+func (h *handler) tail(ctx context.Context, out sseOut, m *feed.Matcher, cur *feed.Cursor) {
 	heartbeat := time.NewTicker(h.Heartbeat)
 	defer heartbeat.Stop()
-	buf := make([]byte, 0, 4096)
+	var frames [][]byte
 	for {
 		evs, wait, err := cur.Next(ctx, 512)
 		if err != nil {
-			return nil // headers are sent; end the stream, the client resumes
+			return // headers are sent; end the stream, the client resumes
 		}
-		buf = buf[:0]
+		frames = frames[:0]
 		for _, ev := range evs {
-			if !m.Match(ev) {
-				continue
+			if m.Match(ev) {
+				frames = append(frames, ev.SSE())
 			}
-			buf = append(buf, "id: "...)
-			buf = strconv.AppendInt(buf, ev.Seq, 10)
-			buf = append(buf, "\nevent: "...)
-			buf = append(buf, ev.Type...)
-			buf = append(buf, "\ndata: "...)
-			buf = append(buf, ev.JSON()...)
-			buf = append(buf, "\n\n"...)
 		}
-		if len(buf) > 0 {
-			if _, err := w.Write(buf); err != nil {
-				return nil
-			}
-			flusher.Flush()
+		if out.send(frames...) != nil {
+			return
 		}
 		if len(evs) > 0 {
 			continue
 		}
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-wait:
 		case <-heartbeat.C:
-			if _, err := w.Write([]byte(": heartbeat\n\n")); err != nil {
-				return nil
+			if out.send(heartbeatFrame) != nil {
+				return
 			}
-			flusher.Flush()
 		}
 	}
 }
+
+var (
+	connectedFrame = []byte("retry: 1000\n: connected\n\n")
+	heartbeatFrame = []byte(": heartbeat\n\n")
+)

@@ -1,0 +1,138 @@
+package rest
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// sseWriteTimeout bounds one write to a stream's client: a client that
+// takes no bytes for this long is gone or stuck, and its stream ends (it
+// resumes from Last-Event-ID when it comes back).
+const sseWriteTimeout = 30 * time.Second
+
+// sseOut is where a stream's bytes go: each send's frames are flushed to
+// the client at once.
+type sseOut interface {
+	send(frames ...[]byte) error
+	end()
+}
+
+// openSSE answers the request with the stream's status and headers and
+// returns its writer. Over HTTP/1.1 it takes the connection from net/http
+// and writes each send as one chunk in one writev: net/http's response
+// writer costs up to three write syscalls per flush (the chunk header, the
+// data past its 4 KiB buffer, the rest), and with a thousand subscribers
+// those syscalls are most of what fan-out costs. Elsewhere (HTTP/2, test
+// recorders) it uses the response writer. ctx ends when the client goes.
+func openSSE(w http.ResponseWriter, r *http.Request) (sseOut, context.Context, error) {
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	if r.ProtoAtLeast(1, 1) && r.ProtoMajor == 1 {
+		if conn, brw, err := http.NewResponseController(w).Hijack(); err == nil {
+			return hijackedSSE(r.Context(), h, conn, brw)
+		}
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		return nil, nil, errNoFlush
+	}
+	w.WriteHeader(http.StatusOK)
+	return &flushedSSE{w: w, f: flusher}, r.Context(), nil
+}
+
+var errNoFlush = errors.New("response writer cannot flush")
+
+// flushedSSE writes through net/http.
+type flushedSSE struct {
+	w http.ResponseWriter
+	f http.Flusher
+}
+
+func (s *flushedSSE) send(frames ...[]byte) error {
+	if len(frames) == 0 {
+		return nil
+	}
+	for _, f := range frames {
+		if _, err := s.w.Write(f); err != nil {
+			return err
+		}
+	}
+	s.f.Flush()
+	return nil
+}
+
+func (s *flushedSSE) end() {}
+
+// rawSSE writes a chunked response on a hijacked connection.
+type rawSSE struct {
+	conn   net.Conn
+	head   []byte
+	bufs   [][]byte
+	cancel context.CancelFunc
+}
+
+var crlf = []byte("\r\n")
+
+func hijackedSSE(parent context.Context, h http.Header, conn net.Conn, brw *bufio.ReadWriter) (sseOut, context.Context, error) {
+	ctx, cancel := context.WithCancel(parent)
+	s := &rawSSE{conn: conn, cancel: cancel}
+	var b []byte
+	b = append(b, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"...)
+	for k, vs := range h {
+		for _, v := range vs {
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, v...)
+			b = append(b, crlf...)
+		}
+	}
+	b = append(b, crlf...)
+	conn.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+	if _, err := conn.Write(b); err != nil {
+		s.end()
+		return nil, nil, err
+	}
+	// The client sends nothing more on a stream; a read that returns
+	// means it hung up (or broke the protocol): end the stream.
+	go func() {
+		io.Copy(io.Discard, brw.Reader)
+		cancel()
+	}()
+	return s, ctx, nil
+}
+
+// send writes the frames as one chunk with one writev: the frames are the
+// events' own bytes, shared by every stream, never copied here.
+func (s *rawSSE) send(frames ...[]byte) error {
+	n := 0
+	for _, f := range frames {
+		n += len(f)
+	}
+	if n == 0 {
+		return nil
+	}
+	s.head = strconv.AppendInt(s.head[:0], int64(n), 16)
+	s.head = append(s.head, crlf...)
+	s.bufs = append(append(append(s.bufs[:0], s.head), frames...), crlf)
+	s.conn.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+	bufs := net.Buffers(s.bufs)
+	_, err := bufs.WriteTo(s.conn)
+	clear(s.bufs) // WriteTo consumed bufs; drop the references
+	return err
+}
+
+// end finishes the chunked body and closes the connection.
+func (s *rawSSE) end() {
+	s.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	s.conn.Write([]byte("0\r\n\r\n"))
+	s.conn.Close()
+	s.cancel()
+}
