@@ -40,13 +40,15 @@ type Options struct {
 	Hub    *eventlog.Hub
 	Auth   *auth.Service
 	Log    *slog.Logger
-	// SendBuffer is how many messages may wait for a client; default
-	// 1024. Queued events share the log's copy of their JSON, so this
-	// bounds a connection's memory to about SendBuffer small structs.
+	// SendBuffer is how many control messages (answers to subscribe,
+	// ping and the like) may wait for the connection's event loop;
+	// default 1024. A client that fills it without reading is too slow.
+	// Events do not queue: the loop reads them from the log as the
+	// client takes them.
 	SendBuffer int
-	// SlowTimeout is how long a subscription waits for room in a full
-	// buffer before the client counts as too slow and is disconnected;
-	// default 5s. Other subscribers never wait for it.
+	// SlowTimeout is how long one message may wait for the client to take
+	// it (its socket buffer is full) before the client counts as too slow
+	// and is disconnected; default 5s. Other connections never wait for it.
 	SlowTimeout time.Duration
 	// MaxMessage bounds a client's message; default 64 KiB.
 	MaxMessage int64
@@ -96,54 +98,53 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// Credentials travel as tokens, never cookies, so a page on another
 	// origin cannot ride on a user's session: any origin may connect.
-	c, err := websocket.Accept(bigWrites{w}, r, &websocket.AcceptOptions{OriginPatterns: []string{"*"}})
+	hj := &hijacker{ResponseWriter: w}
+	c, err := websocket.Accept(hj, r, &websocket.AcceptOptions{OriginPatterns: []string{"*"}})
 	if err != nil {
 		return // Accept has answered
 	}
 	c.SetReadLimit(h.MaxMessage)
-	s := &session{h: h, c: c, id: id, cred: cred, header: header,
-		out: make(chan outMsg, h.SendBuffer), subs: map[string]*subscription{},
-		closeDone: make(chan struct{}), writerDone: make(chan struct{})}
+	s := &session{h: h, c: c, fw: &frameWriter{conn: hj.conn}, id: id, cred: cred, header: header,
+		ctl: make(chan control, h.SendBuffer), ids: map[string]bool{},
+		closeDone: make(chan struct{}), loopDone: make(chan struct{})}
 	s.run(r.Context())
 }
 
-// session is one connection.
+// session is one connection. Its reader goroutine reads the client's
+// messages; its event loop (loop.go) owns every subscription's cursor and
+// is the only writer of the connection.
 type session struct {
 	h      *handler
 	c      *websocket.Conn
+	fw     *frameWriter // the event loop's data frames
 	id     mantle.Identity
 	cred   auth.Credential
 	header string
 
-	out chan outMsg // messages for the writer goroutine
+	ctl chan control // from the reader to the event loop
 
 	mu        sync.Mutex
-	subs      map[string]*subscription
-	closed    bool          // fail was called
-	closeDone chan struct{} // the close handshake ended
+	ids       map[string]bool // the live subscriptions, as the reader sees them
+	closed    bool            // fail was called
+	closeDone chan struct{}   // the close handshake ended
 	closeOnce sync.Once
 	cancel    context.CancelFunc
-	// writerDone is closed when the writer goroutine has returned.
-	writerDone chan struct{}
+	// loopDone is closed when the event loop has returned: nothing more
+	// is written but the close frame.
+	loopDone chan struct{}
 }
 
 func (s *session) closeFinished() { s.closeOnce.Do(func() { close(s.closeDone) }) }
 
-type subscription struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-}
-
 // run serves the connection until either side closes it. Closing is
 // always a close frame with a code and reason (coder/websocket closes the
 // connection without one when a context passed to Read or Write ends, so
-// those calls get contexts that only time out).
+// those calls get contexts that never end).
 func (s *session) run(parent context.Context) {
 	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
 	s.cancel = cancel
 	defer cancel()
-	writerDone := s.writerDone
-	go func() { defer close(writerDone); s.writer(ctx) }()
+	go func() { defer close(s.loopDone); s.loop(ctx) }()
 	go s.watchCredential(ctx)
 	go func() {
 		select {
@@ -154,16 +155,8 @@ func (s *session) run(parent context.Context) {
 	}()
 	s.reader(ctx)
 	cancel()
-	s.mu.Lock()
-	subs := s.subs
-	s.subs = map[string]*subscription{}
-	failed := s.closed
-	s.mu.Unlock()
-	for _, sub := range subs {
-		sub.cancel()
-		<-sub.done
-	}
-	<-writerDone
+	failed := s.isClosed()
+	<-s.loopDone
 	if !failed {
 		s.c.Close(websocket.StatusNormalClosure, "")
 		s.closeFinished()
@@ -172,8 +165,8 @@ func (s *session) run(parent context.Context) {
 }
 
 // fail ends the connection with a close code and reason: the close frame
-// goes out after the messages already written, and the reader returns
-// when the handshake ends.
+// goes out after the message being written, and the reader returns when
+// the handshake ends.
 func (s *session) fail(code websocket.StatusCode, reason string) {
 	s.mu.Lock()
 	first := !s.closed
@@ -190,111 +183,22 @@ func (s *session) fail(code websocket.StatusCode, reason string) {
 		go func() {
 			// The close frame goes after the message being written, if
 			// any: a client that reads again in time learns why.
-			<-s.writerDone
+			<-s.loopDone
 			s.c.Close(code, reason)
 			s.closeFinished()
 		}()
 	}
 }
 
-// outMsg is a queued message: raw bytes, or an event of a subscription
-// (framed by the writer, so the queue holds no copy of the event).
-type outMsg struct {
-	raw []byte
-	sub []byte // the subscription id, as JSON
-	ev  *eventlog.Event
-	evs []*eventlog.Event // a batch ("events"), for subscriptions that asked
-}
-
-// send queues a control message; a full queue closes the connection.
-func (s *session) send(raw []byte) bool {
+// send queues a control message for the event loop; a full queue means
+// the client is not reading, and closes the connection.
+func (s *session) send(c control) bool {
 	select {
-	case s.out <- outMsg{raw: raw}:
+	case s.ctl <- c:
 		return true
 	default:
-		s.slow()
+		s.fail(CloseSlow, "slow consumer: "+strconv.Itoa(cap(s.ctl))+" messages waited; reconnect and resume after the last seq you received")
 		return false
-	}
-}
-
-func (s *session) slow() {
-	s.fail(CloseSlow, "slow consumer: "+strconv.Itoa(cap(s.out))+" messages waited "+s.h.SlowTimeout.String()+"; reconnect and resume after the last seq you received")
-}
-
-// sendEvent queues an event, waiting up to SlowTimeout for room: the
-// subscription's cursor simply pauses meanwhile. A client that stays
-// behind longer is disconnected.
-func (s *session) sendEvent(ctx context.Context, m outMsg) bool {
-	select {
-	case s.out <- m:
-		return true
-	default:
-	}
-	t := time.NewTimer(s.h.SlowTimeout)
-	defer t.Stop()
-	select {
-	case s.out <- m:
-		return true
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		s.slow()
-		return false
-	}
-}
-
-var (
-	eventHead = []byte(`{"type":"event","id":`)
-	seqPart   = []byte(`,"seq":`)
-	eventPart = []byte(`,"event":`)
-)
-
-func (s *session) writer(ctx context.Context) {
-	var buf []byte
-	// A write that a client does not take within the limit ends the
-	// connection: one timer for the session, armed around each write
-	// (a context with a deadline per write cost a tenth of fan-out).
-	stuck := time.AfterFunc(time.Hour, func() { s.c.CloseNow() })
-	stuck.Stop()
-	defer stuck.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case m := <-s.out:
-			switch {
-			case m.ev != nil:
-				buf = append(buf[:0], eventHead...)
-				buf = append(buf, m.sub...)
-				buf = append(buf, seqPart...)
-				buf = strconv.AppendInt(buf, m.ev.Seq, 10)
-				buf = append(buf, eventPart...)
-				buf = append(buf, m.ev.JSON()...)
-				m.raw = append(buf, '}')
-			case m.evs != nil:
-				buf = append(buf[:0], `{"type":"events","id":`...)
-				buf = append(buf, m.sub...)
-				buf = append(buf, `,"events":[`...)
-				for i, ev := range m.evs {
-					if i > 0 {
-						buf = append(buf, ',')
-					}
-					buf = append(buf, `{"seq":`...)
-					buf = strconv.AppendInt(buf, ev.Seq, 10)
-					buf = append(buf, eventPart...)
-					buf = append(buf, ev.JSON()...)
-					buf = append(buf, '}')
-				}
-				m.raw = append(buf, "]}"...)
-			}
-			stuck.Reset(s.h.SlowTimeout + 10*time.Second)
-			err := s.c.Write(context.Background(), websocket.MessageText, m.raw)
-			stuck.Stop()
-			if err != nil {
-				s.fail(CloseSlow, "slow consumer: a message could not be written in time")
-				return
-			}
-		}
 	}
 }
 
@@ -373,7 +277,7 @@ func (s *session) reader(ctx context.Context) {
 		case "unsubscribe":
 			s.unsubscribe(m.ID)
 		case "ping":
-			s.send([]byte(`{"type":"pong"}`))
+			s.send(control{raw: []byte(`{"type":"pong"}`)})
 		default:
 			s.sendError(m.ID, mantle.Errorf(mantle.Invalid, "realtime.unknown_type",
 				"message type %q: use subscribe, unsubscribe or ping", m.Type))
@@ -395,7 +299,7 @@ func (s *session) sendError(id string, err error) {
 	}
 	b, _ := json.Marshal(map[string]any{"type": "error", "id": id, "code": me.Code, "reason": me.Reason,
 		"message": me.Message, "fields": me.Fields})
-	s.send(b)
+	s.send(control{raw: b})
 }
 
 func validSubID(id string) bool {
@@ -416,8 +320,8 @@ func (s *session) subscribe(ctx context.Context, m clientMsg) {
 		return
 	}
 	s.mu.Lock()
-	_, dup := s.subs[m.ID]
-	n := len(s.subs)
+	dup := s.ids[m.ID]
+	n := len(s.ids)
 	s.mu.Unlock()
 	switch {
 	case dup:
@@ -443,83 +347,27 @@ func (s *session) subscribe(ctx context.Context, m clientMsg) {
 		s.sendError(m.ID, err)
 		return
 	}
-	sctx, cancel := context.WithCancel(ctx)
-	sub := &subscription{cancel: cancel, done: make(chan struct{})}
 	s.mu.Lock()
-	s.subs[m.ID] = sub
+	s.ids[m.ID] = true
 	s.mu.Unlock()
 	idJSON, _ := json.Marshal(m.ID)
-	s.send([]byte(`{"type":"subscribed","id":` + string(idJSON) + `,"after":` + strconv.FormatInt(after, 10) + `}`))
-	go func() {
-		defer close(sub.done)
-		s.tail(sctx, idJSON, matcher, feed.NewCursor(s.h.Hub, s.h.Engine, after), m.Batch)
-	}()
+	s.send(control{
+		raw: []byte(`{"type":"subscribed","id":` + string(idJSON) + `,"after":` + strconv.FormatInt(after, 10) + `}`),
+		add: &subscription{id: m.ID, idJSON: idJSON, m: matcher, cur: feed.NewCursor(s.h.Hub, s.h.Engine, after), batch: m.Batch},
+	})
 }
 
 func (s *session) unsubscribe(id string) {
 	s.mu.Lock()
-	sub := s.subs[id]
-	delete(s.subs, id)
+	live := s.ids[id]
+	delete(s.ids, id)
 	s.mu.Unlock()
-	if sub == nil {
+	if !live {
 		s.sendError(id, mantle.Errorf(mantle.NotFound, "realtime.unknown_subscription", "no subscription %q", id))
 		return
 	}
-	sub.cancel()
-	<-sub.done // no event of it may follow the answer
 	idJSON, _ := json.Marshal(id)
-	s.send([]byte(`{"type":"unsubscribed","id":` + string(idJSON) + `}`))
-}
-
-// tail sends the subscription's events: from its cursor through the log,
-// then live.
-func (s *session) tail(ctx context.Context, idJSON []byte, m *feed.Matcher, cur *feed.Cursor, batch bool) {
-	for {
-		evs, wait, err := cur.Next(ctx, 512)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.fail(websocket.StatusInternalError, "the event log could not be read; reconnect and resume")
-			}
-			return
-		}
-		var group []*eventlog.Event // batch mode: the matching events of this step, up to ~1 MiB
-		size := 0
-		flush := func() bool {
-			if len(group) == 0 {
-				return true
-			}
-			msg := outMsg{sub: idJSON, evs: group}
-			if len(group) == 1 {
-				msg = outMsg{sub: idJSON, ev: group[0]}
-			}
-			group, size = nil, 0
-			return ctx.Err() == nil && s.sendEvent(ctx, msg)
-		}
-		for _, ev := range evs {
-			if !m.Match(ev) {
-				continue
-			}
-			if batch {
-				group = append(group, ev)
-				if size += len(ev.JSON()); size >= 1<<20 && !flush() {
-					return
-				}
-				continue
-			}
-			if ctx.Err() != nil || !s.sendEvent(ctx, outMsg{sub: idJSON, ev: ev}) {
-				return
-			}
-		}
-		if !flush() {
-			return
-		}
-		if len(evs) > 0 {
-			continue
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-wait:
-		}
-	}
+	// The loop drops the subscription before it writes the answer: no
+	// event of it follows.
+	s.send(control{remove: id, raw: []byte(`{"type":"unsubscribed","id":` + string(idJSON) + `}`)})
 }

@@ -384,13 +384,16 @@ func TestSlowConsumer(t *testing.T) {
 }
 
 // With batch, several ready events travel in one "events" message; the
-// order and the no-gap guarantee are the same.
+// order and the no-gap guarantee are the same. The events are big enough
+// that a batch is a frame over 64 KiB (the server writes frames itself:
+// this covers the 8-byte length).
 func TestBatch(t *testing.T) {
 	s := apptest.Start(t, project)
 	start := s.LastSeq()
 	var ops []map[string]any
+	big := strings.Repeat("b", 5000)
 	for i := 0; i < 30; i++ {
-		ops = append(ops, map[string]any{"op": "create", "collection": "notes", "data": map[string]any{"text": fmt.Sprint(i)}})
+		ops = append(ops, map[string]any{"op": "create", "collection": "notes", "data": map[string]any{"text": fmt.Sprint(i, big)}})
 	}
 	if r := s.Do("POST", "/api/batch", map[string]any{"ops": ops}); r.Status != 200 {
 		t.Fatal(r.Status)
@@ -399,9 +402,17 @@ func TestBatch(t *testing.T) {
 	c.send(map[string]any{"type": "subscribe", "id": "n", "collections": []string{"notes"}, "after": start, "batch": true})
 	c.next()
 	var seqs []int64
-	messages := 0
+	messages, largest := 0, 0
 	for len(seqs) < 30 {
-		m := c.next()
+		_, b, err := c.c.Read(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		largest = max(largest, len(b))
+		var m msg
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatalf("%v in %.200s", err, b)
+		}
 		messages++
 		switch m.Type {
 		case "events":
@@ -421,5 +432,85 @@ func TestBatch(t *testing.T) {
 	}
 	if messages >= 30 {
 		t.Errorf("30 events took %d messages: nothing was batched", messages)
+	}
+	if largest <= 0xffff {
+		t.Errorf("the largest message was %d bytes; the test wants one over 64 KiB", largest)
+	}
+}
+
+// The server writes its data frames itself, beside coder/websocket's
+// answers to pings: the frames must never interleave. The client pings
+// while a stream of events arrives; every ping is answered and every event
+// arrives whole, in order.
+func TestPingsDuringStream(t *testing.T) {
+	s := apptest.Start(t, project)
+	start := s.LastSeq()
+	c := dial(t, s.URL, "")
+	c.send(map[string]any{"type": "subscribe", "id": "n", "collections": []string{"notes"}, "after": start, "batch": true})
+	c.next()
+	const n = 400
+	got := make(chan []int64, 1)
+	go func() {
+		var seqs []int64
+		for len(seqs) < n {
+			_, b, err := c.c.Read(context.Background())
+			if err != nil {
+				t.Errorf("read after %d events: %v", len(seqs), err)
+				break
+			}
+			var m msg
+			if err := json.Unmarshal(b, &m); err != nil {
+				t.Errorf("a broken message after %d events: %v", len(seqs), err)
+				break
+			}
+			for _, e := range m.Events {
+				seqs = append(seqs, e.Seq)
+			}
+			if m.Type == "event" {
+				seqs = append(seqs, m.Seq)
+			}
+		}
+		got <- seqs
+		// Go on reading: pongs are read by Read, and pings may remain.
+		for {
+			if _, _, err := c.c.Read(context.Background()); err != nil {
+				return
+			}
+		}
+	}()
+	pings := make(chan error, 1)
+	go func() {
+		for i := 0; i < 50; i++ {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := c.c.Ping(ctx)
+			cancel()
+			if err != nil {
+				pings <- fmt.Errorf("ping %d: %w", i, err)
+				return
+			}
+		}
+		pings <- nil
+	}()
+	text := strings.Repeat("p", 2000)
+	for i := 0; i < n; i += 20 {
+		var ops []map[string]any
+		for j := 0; j < 20; j++ {
+			ops = append(ops, map[string]any{"op": "create", "collection": "notes", "data": map[string]any{"text": text}})
+		}
+		if r := s.Do("POST", "/api/batch", map[string]any{"ops": ops}); r.Status != 200 {
+			t.Fatal(r.Status)
+		}
+	}
+	seqs := <-got
+	if err := <-pings; err != nil {
+		t.Fatal(err)
+	}
+	if len(seqs) != n {
+		t.Fatalf("got %d events, want %d", len(seqs), n)
+	}
+	for i, seq := range seqs {
+		if seq != start+int64(i)+1 {
+			t.Fatalf("event %d has seq %d, want %d", i, seq, start+int64(i)+1)
+		}
 	}
 }
