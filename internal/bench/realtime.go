@@ -4,15 +4,11 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/coder/websocket"
 )
 
 // realtime opens Subscribers SSE streams, writes Rate records per second
@@ -198,61 +194,3 @@ func parseSeq(b []byte) int64 {
 	}
 	return n
 }
-
-// followWS does the same over the WebSocket API, in batch mode.
-func (r *runner) followWS(ctx context.Context, after string, connected func(), got *rtSub) error {
-	ws := strings.Replace(strings.TrimSuffix(r.o.URL, "/"), "http", "ws", 1) + "/api/realtime/ws"
-	if r.o.Token != "" {
-		ws += "?token=" + r.o.Token
-	}
-	c, _, err := websocket.Dial(ctx, ws, nil)
-	if err != nil {
-		connected()
-		return fmt.Errorf("websocket: %v", err)
-	}
-	defer c.CloseNow()
-	c.SetReadLimit(1 << 20)
-	err = c.Write(ctx, websocket.MessageText, []byte(`{"type":"subscribe","id":"b","collections":["`+r.o.Collection+`"],"after":`+after+`,"batch":true}`))
-	connected()
-	if err != nil {
-		return fmt.Errorf("websocket subscribe: %v", err)
-	}
-	// Reads take no context (coder/websocket arms a watcher for each
-	// read's); the stream ends by closing the connection.
-	stop := context.AfterFunc(ctx, func() { c.CloseNow() })
-	defer stop()
-	buf := make([]byte, 0, 64<<10)
-	for {
-		_, rd, err := c.Reader(context.Background())
-		if err != nil {
-			return nil
-		}
-		buf = buf[:0]
-		for {
-			if len(buf) == cap(buf) {
-				buf = append(buf, 0)[:len(buf)]
-			}
-			m, err := rd.Read(buf[len(buf):cap(buf)])
-			buf = buf[:len(buf)+m]
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				return nil
-			}
-		}
-		// Every event of a message, single or batched, starts with
-		// {"specversion":"1.0","id":"<seq>".
-		now := time.Now().UnixNano()
-		for m := buf; ; {
-			i := bytes.Index(m, wsSeq)
-			if i < 0 {
-				break
-			}
-			m = m[i+len(wsSeq):]
-			got.record(parseSeq(m), now)
-		}
-	}
-}
-
-var wsSeq = []byte(`{"specversion":"1.0","id":"`)

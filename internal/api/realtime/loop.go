@@ -3,6 +3,7 @@ package realtime
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -45,21 +46,19 @@ const maxStep = 512
 // connection is closed with 4408 once the message is through, or cut off
 // 10 s later.
 func (s *session) loop(ctx context.Context) {
-	slow := time.AfterFunc(time.Hour, func() {
-		s.fail(CloseSlow, "slow consumer: a message waited "+s.h.SlowTimeout.String()+" for the client; reconnect and resume after the last seq you received")
-	})
-	slow.Stop()
-	defer slow.Stop()
-	stuck := time.AfterFunc(time.Hour, func() { s.c.CloseNow() })
-	stuck.Stop()
-	defer stuck.Stop()
+	// The stall watch sees how long the current write has waited;
+	// arming a timer around every write cost more than the write's own
+	// bookkeeping under fan-out.
+	var writing atomic.Int64 // when the current write began (unix ns); 0: none
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	watchDone := make(chan struct{})
+	go func() { defer close(watchDone); s.watchStall(watchCtx, &writing) }()
+	defer func() { stopWatch(); <-watchDone }()
 	// write sends the message built in s.fw.
 	write := func() bool {
-		slow.Reset(s.h.SlowTimeout)
-		stuck.Reset(s.h.SlowTimeout + 10*time.Second)
+		writing.Store(time.Now().UnixNano())
 		err := s.fw.message()
-		slow.Stop()
-		stuck.Stop()
+		writing.Store(0)
 		if err != nil {
 			s.fail(CloseSlow, "slow consumer: a message could not be written in time")
 			return false
@@ -132,6 +131,32 @@ func (s *session) loop(ctx context.Context) {
 				return
 			}
 		case <-wait:
+		}
+	}
+}
+
+// watchStall checks the write in progress a few times per SlowTimeout:
+// one that has waited SlowTimeout makes the client too slow (closed with
+// 4408 once the write is through); 10 s later the connection is cut.
+func (s *session) watchStall(ctx context.Context, writing *atomic.Int64) {
+	tick := time.NewTicker(max(s.h.SlowTimeout/4, 10*time.Millisecond))
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			began := writing.Load()
+			if began == 0 {
+				continue
+			}
+			switch waited := now.Sub(time.Unix(0, began)); {
+			case waited >= s.h.SlowTimeout+10*time.Second:
+				s.c.CloseNow()
+				return
+			case waited >= s.h.SlowTimeout:
+				s.fail(CloseSlow, "slow consumer: a message waited "+s.h.SlowTimeout.String()+" for the client; reconnect and resume after the last seq you received")
+			}
 		}
 	}
 }

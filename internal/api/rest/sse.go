@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 )
 
@@ -73,17 +74,19 @@ func (s *flushedSSE) end() {}
 
 // rawSSE writes a chunked response on a hijacked connection.
 type rawSSE struct {
-	conn   net.Conn
-	head   []byte
-	bufs   [][]byte
-	cancel context.CancelFunc
+	conn    net.Conn
+	head    []byte
+	bufs    [][]byte
+	cancel  context.CancelFunc
+	writing atomic.Int64 // when the current write began (unix ns); 0: none
+	watched chan struct{}
 }
 
 var crlf = []byte("\r\n")
 
 func hijackedSSE(parent context.Context, h http.Header, conn net.Conn, brw *bufio.ReadWriter) (sseOut, context.Context, error) {
 	ctx, cancel := context.WithCancel(parent)
-	s := &rawSSE{conn: conn, cancel: cancel}
+	s := &rawSSE{conn: conn, cancel: cancel, watched: make(chan struct{})}
 	var b []byte
 	b = append(b, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"...)
 	for k, vs := range h {
@@ -95,8 +98,11 @@ func hijackedSSE(parent context.Context, h http.Header, conn net.Conn, brw *bufi
 		}
 	}
 	b = append(b, crlf...)
-	conn.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
-	if _, err := conn.Write(b); err != nil {
+	go s.watch(ctx)
+	s.writing.Store(time.Now().UnixNano())
+	_, err := conn.Write(b)
+	s.writing.Store(0)
+	if err != nil {
 		s.end()
 		return nil, nil, err
 	}
@@ -122,11 +128,32 @@ func (s *rawSSE) send(frames ...[]byte) error {
 	s.head = strconv.AppendInt(s.head[:0], int64(n), 16)
 	s.head = append(s.head, crlf...)
 	s.bufs = append(append(append(s.bufs[:0], s.head), frames...), crlf)
-	s.conn.SetWriteDeadline(time.Now().Add(sseWriteTimeout))
+	s.writing.Store(time.Now().UnixNano())
 	bufs := net.Buffers(s.bufs)
 	_, err := bufs.WriteTo(s.conn)
+	s.writing.Store(0)
 	clear(s.bufs) // WriteTo consumed bufs; drop the references
 	return err
+}
+
+// watch closes the connection when a write has waited sseWriteTimeout
+// for the client (a deadline set around every write cost more, with a
+// thousand streams, than the writes' own bookkeeping).
+func (s *rawSSE) watch(ctx context.Context) {
+	defer close(s.watched)
+	tick := time.NewTicker(sseWriteTimeout / 6)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-tick.C:
+			if began := s.writing.Load(); began != 0 && now.Sub(time.Unix(0, began)) >= sseWriteTimeout {
+				s.conn.Close()
+				return
+			}
+		}
+	}
 }
 
 // end finishes the chunked body and closes the connection.
@@ -135,4 +162,5 @@ func (s *rawSSE) end() {
 	s.conn.Write([]byte("0\r\n\r\n"))
 	s.conn.Close()
 	s.cancel()
+	<-s.watched
 }
