@@ -31,7 +31,7 @@ func TestWorkloads(t *testing.T) {
 	s := apptest.Start(t, project)
 	results, err := bench.Run(context.Background(), bench.Options{
 		URL: s.URL, Concurrency: 4, Duration: 300 * time.Millisecond, Warmup: -1, Preload: 600,
-		Subscribers: 5, Rate: 100,
+		Subscribers: 5, WSSubscribers: 3, Rate: 100,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -43,8 +43,9 @@ func TestWorkloads(t *testing.T) {
 		if r.Requests == 0 || r.Errors != 0 {
 			t.Errorf("%s: %d requests, %d errors", r.Workload, r.Requests, r.Errors)
 		}
-		if r.Workload == "realtime" && (r.Lost() != 0 || r.Expected == 0) {
-			t.Errorf("realtime: %d of %d deliveries lost", r.Lost(), r.Expected)
+		if r.Workload == "realtime" && (r.Lost() != 0 || r.Expected == 0 || r.Subscribers != 8 || len(r.Latencies) != r.Delivered) {
+			t.Errorf("realtime: %d subscribers (SSE and WebSocket), %d of %d deliveries lost, %d latencies",
+				r.Subscribers, r.Lost(), r.Expected, len(r.Latencies))
 		}
 	}
 	var out bytes.Buffer

@@ -25,7 +25,8 @@ func (r *runner) followSSE(ctx context.Context, after string, connected func(), 
 		return fmt.Errorf("subscribe: %w", err)
 	}
 	defer c.close()
-	stop := context.AfterFunc(ctx, c.close)
+	nc := c.c // Close is safe from another goroutine; c.close is not
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 	c.w.WriteString("GET /api/events/stream?collections=" + r.o.Collection + "&after=" + after + " HTTP/1.1\r\nHost: " + c.host + "\r\n" + c.auth + "Accept: text/event-stream\r\n\r\n")
 	err = c.w.Flush()

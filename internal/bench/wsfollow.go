@@ -29,7 +29,8 @@ func (r *runner) followWS(ctx context.Context, after string, connected func(), g
 		return fmt.Errorf("websocket: %w", err)
 	}
 	defer c.close()
-	stop := context.AfterFunc(ctx, c.close)
+	nc := c.c // Close is safe from another goroutine; c.close is not
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
 	defer stop()
 	var key [16]byte
 	rand.Read(key[:])
