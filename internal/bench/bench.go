@@ -40,6 +40,10 @@ type Options struct {
 	KafkaAddr     string        // kafka workload: the server's Kafka listener
 	KafkaEvents   int           // kafka workload: events to preload and read; default 1,000,000; -1: read the log as it is
 	Target        string        // label in the report
+	// WriterCommand, when set, runs the realtime workload's writes in a
+	// process of their own: the command and its first arguments (mantle
+	// bench --realtime-writer); the run's settings are appended as flags.
+	WriterCommand []string
 	Log           io.Writer
 }
 

@@ -1,11 +1,17 @@
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net/http"
+	"net/url"
+	"os/exec"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,8 +48,9 @@ func (r *runner) realtime(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("start: Mantle-Seq %q", after)
 	}
 	max := int64(float64(r.o.Rate)*r.o.Duration.Seconds()) + int64(r.o.Rate) + 1
-	sent := make([]int64, max+1)  // write number -> unix nanoseconds sent
+	sent := make([]int64, max+1)  // write number -> unix nanoseconds it was due
 	seqOf := make([]int64, max+1) // write number -> its event's seq, once acknowledged
+	ackAt := make([]int64, max+1) // write number -> unix nanoseconds acknowledged
 	// Sequences of other writers' events may interleave with ours; room
 	// for as many again.
 	span := 2 * max
@@ -74,58 +81,27 @@ func (r *runner) realtime(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 
-	// Write at a fixed rate; each write runs in its own goroutine so a
-	// slow answer does not lower the rate.
+	// Write at a fixed rate, in this process or, when the options name a
+	// writer command, in a process of its own.
 	var nAcked, nErr atomic.Int64
-	var writes sync.WaitGroup
-	// Writes go over a pool of lean keep-alive connections.
-	pool := make(chan *conn, 16)
-	for i := 0; i < cap(pool); i++ {
-		c, err := newConn(r.o.URL, r.o.Token)
-		if err != nil {
-			return nil, err
+	report := func(w Written) {
+		if !w.OK || w.N <= 0 || w.N > max || w.Seq <= first || w.Seq-first >= span {
+			nErr.Add(1)
+			return
 		}
-		defer c.close()
-		pool <- c
+		sent[w.N], seqOf[w.N], ackAt[w.N] = w.Due, w.Seq, w.Ack
+		nAcked.Add(1)
 	}
-	tick := time.NewTicker(time.Second / time.Duration(r.o.Rate))
-	deadline := time.After(r.o.Duration)
-	start := time.Now()
 	var n int64
-loop:
-	for {
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-deadline:
-			break loop
-		case <-tick.C:
-			// Send what the rate calls for by now, so a late tick does not
-			// lower the rate.
-			due := min(int64(time.Since(start).Seconds()*float64(r.o.Rate)), max)
-			for ; n < due; n++ {
-				writes.Add(1)
-				go func(n int64) {
-					defer writes.Done()
-					body := []byte(fmt.Sprintf(`{"title":"rt-%s-%d","body":"%s","views":%d}`, r.run, n, r.body, n%10000))
-					c := <-pool
-					sent[n] = time.Now().UnixNano()
-					status, _, err := c.do("POST", r.path, body)
-					seq := c.seq
-					pool <- c
-					if err != nil || status != 201 || seq <= first || seq-first >= span {
-						nErr.Add(1)
-						return
-					}
-					seqOf[n] = seq
-					nAcked.Add(1)
-				}(n + 1)
-			}
-		}
+	var elapsed time.Duration
+	if len(r.o.WriterCommand) > 0 {
+		n, elapsed, err = r.writeInChild(ctx, report)
+	} else {
+		n, elapsed, err = WriteAtRate(ctx, r.o, r.run, report)
 	}
-	tick.Stop()
-	writes.Wait()
-	elapsed := time.Since(start)
+	if err != nil {
+		return nil, err
+	}
 
 	// Wait for delivery: every subscriber should see every acknowledged
 	// write. Give up 5s after the last write.
@@ -148,6 +124,12 @@ loop:
 	done.Wait()
 
 	res := &Result{Requests: int(n), Errors: int(nErr.Load()), Duration: elapsed, Subscribers: len(subs), Expected: want * len(subs)}
+	for n, seq := range seqOf {
+		if seq != 0 {
+			res.WriteLatencies = append(res.WriteLatencies, time.Duration(ackAt[n]-sent[n]))
+		}
+	}
+	slices.Sort(res.WriteLatencies)
 	var parts [][]time.Duration
 	for _, s := range subs {
 		var l []time.Duration
@@ -193,4 +175,125 @@ func parseSeq(b []byte) int64 {
 		n = n*10 + int64(c-'0')
 	}
 	return n
+}
+
+// Written is the outcome of one write of the realtime workload.
+type Written struct {
+	N        int64 // the write's number, 1..
+	Seq      int64 // its event's sequence (Mantle-Seq)
+	Due, Ack int64 // unix nanoseconds: when it was due, when it was answered
+	OK       bool  // answered 201 with a sequence
+}
+
+// WriteAtRate creates o.Rate records per second for o.Duration (titles
+// rt-<run>-<n>) and reports every write. Each write runs in its own
+// goroutine, over a pool of lean keep-alive connections large enough for
+// the rate to hold while the server is busy with the fan-out. Its latency
+// counts from when it was due, not from when a connection was free, so a
+// server that falls behind the rate shows it (no coordinated omission). It
+// returns how many writes it made and how long they took.
+func WriteAtRate(ctx context.Context, o Options, run string, report func(Written)) (int64, time.Duration, error) {
+	o.defaults()
+	u, err := url.Parse(strings.TrimRight(o.URL, "/") + "/api/collections/" + o.Collection + "/records")
+	if err != nil {
+		return 0, 0, err
+	}
+	body := strings.Repeat("x", o.BodyBytes)
+	max := int64(float64(o.Rate)*o.Duration.Seconds()) + int64(o.Rate) + 1
+	pool := make(chan *conn, 64)
+	for i := 0; i < cap(pool); i++ {
+		c, err := newConn(o.URL, o.Token)
+		if err != nil {
+			return 0, 0, err
+		}
+		defer c.close()
+		pool <- c
+	}
+	var mu sync.Mutex // report is called from many goroutines
+	var writes sync.WaitGroup
+	tick := time.NewTicker(time.Second / time.Duration(o.Rate))
+	defer tick.Stop()
+	deadline := time.After(o.Duration)
+	start := time.Now()
+	var n int64
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			writes.Wait()
+			return n, time.Since(start), ctx.Err()
+		case <-deadline:
+			break loop
+		case <-tick.C:
+			// Send what the rate calls for by now, so a late tick does not
+			// lower the rate.
+			due := min(int64(time.Since(start).Seconds()*float64(o.Rate)), max)
+			for ; n < due; n++ {
+				writes.Add(1)
+				go func(n int64) {
+					defer writes.Done()
+					w := Written{N: n, Due: start.UnixNano() + n*int64(time.Second)/int64(o.Rate)}
+					payload := []byte(fmt.Sprintf(`{"title":"rt-%s-%d","body":"%s","views":%d}`, run, n, body, n%10000))
+					c := <-pool
+					status, _, err := c.do("POST", u.Path, payload)
+					w.Seq = c.seq
+					pool <- c
+					w.Ack = time.Now().UnixNano()
+					w.OK = err == nil && status == 201 && w.Seq > 0
+					mu.Lock()
+					report(w)
+					mu.Unlock()
+				}(n + 1)
+			}
+		}
+	}
+	writes.Wait()
+	return n, time.Since(start), nil
+}
+
+// writeInChild runs the writes in a process of its own (o.WriterCommand),
+// which prints one line per write: n seq due ack ok. On two cores the
+// load generator's thousand subscriber goroutines would otherwise delay
+// the writes themselves: Go runs runnable goroutines in turn, and the
+// writes would wait behind every subscriber's read.
+func (r *runner) writeInChild(ctx context.Context, report func(Written)) (int64, time.Duration, error) {
+	args := append(append([]string(nil), r.o.WriterCommand[1:]...),
+		"--url", r.o.URL, "--token", r.o.Token, "--collection", r.o.Collection, "--rate", strconv.Itoa(r.o.Rate),
+		"--duration", r.o.Duration.String(), "--body", strconv.Itoa(r.o.BodyBytes), "--run", r.run)
+	cmd := exec.CommandContext(ctx, r.o.WriterCommand[0], args...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return 0, 0, err
+	}
+	cmd.Stderr = r.o.Log
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, err
+	}
+	var n int64
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		var w Written
+		var ok int
+		if _, err := fmt.Sscan(sc.Text(), &w.N, &w.Seq, &w.Due, &w.Ack, &ok); err != nil {
+			continue
+		}
+		w.OK = ok == 1
+		report(w)
+		n++
+	}
+	if err := cmd.Wait(); err != nil {
+		return n, time.Since(start), fmt.Errorf("realtime writer: %w", err)
+	}
+	return n, time.Since(start), nil
+}
+
+// PrintWritten writes one line for WriteAtRate's report, as writeInChild
+// reads it.
+func PrintWritten(w io.Writer, x Written) {
+	ok := 0
+	if x.OK {
+		ok = 1
+	}
+	fmt.Fprintf(w, "%d %d %d %d %d\n", x.N, x.Seq, x.Due, x.Ack, ok)
 }

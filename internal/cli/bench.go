@@ -34,6 +34,8 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.RuleRecords, "rule-records", 50000, "rule workloads: records in each of the open and owned collections")
 	baseline := fs.Bool("baseline", false, "also measure a bare net/http server returning the same JSON (the loopback ceiling)")
 	serveBaseline := fs.String("serve-baseline", "", "internal: serve the baseline on ADDR")
+	writer := fs.Bool("realtime-writer", false, "internal: make the realtime workload's writes and print one line per write")
+	run := fs.String("run", "", "internal: the run id, with --realtime-writer")
 	if err := fs.Parse(args); err != nil {
 		return flagErr(err)
 	}
@@ -45,8 +47,17 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(stdout, "baseline on http://%s\n", ln.Addr())
 		return bench.ServeBaseline(ln, o.BodyBytes)
 	}
+	if *writer {
+		bw := bufio.NewWriter(stdout)
+		defer bw.Flush()
+		_, _, err := bench.WriteAtRate(ctx, o, *run, func(w bench.Written) { bench.PrintWritten(bw, w) })
+		return err
+	}
 	o.Workloads = splitComma(*workloads)
 	o.Log = stderr
+	if exe, err := os.Executable(); err == nil {
+		o.WriterCommand = []string{exe, "bench", "--realtime-writer"}
+	}
 	results, err := bench.Run(ctx, o)
 	if err != nil {
 		return err

@@ -79,7 +79,7 @@ func TestHubSinceAndRing(t *testing.T) {
 func TestHubCoalescesWakes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := NewHub(0, 0)
-		const subs = 1000 // a gap of 10 ms
+		const subs = 1000 // a gap of subs × wakeCostPerWaiter
 		for i := 0; i < subs; i++ {
 			h.Since(0, 1)
 		}
@@ -154,4 +154,42 @@ func TestHubNoLostWake(t *testing.T) {
 		h.Publish(events(s, s+9))
 	}
 	wg.Wait()
+}
+
+// A wake is a wave: the shards' channels close one after another across
+// the gap, the first at once, the last within the gap.
+func TestHubWakesInWaves(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := NewHub(0, 0)
+		const subs = 1000
+		for i := 0; i < subs; i++ {
+			h.SinceIn(i, 0, 1)
+		}
+		_, _, first := h.SinceIn(0, 0, 1)
+		_, _, last := h.SinceIn(wakeShards-1, 0, 1)
+		h.Publish(events(1, 1))
+		if !closed(first) {
+			t.Fatal("the first shard was not woken at once")
+		}
+		if closed(last) {
+			t.Fatal("every shard was woken at once")
+		}
+		time.Sleep(min(maxWakeGap, subs*wakeCostPerWaiter))
+		synctest.Wait()
+		if !closed(last) {
+			t.Fatal("the last shard was not woken within the gap")
+		}
+		if evs, ok, _ := h.SinceIn(wakeShards-1, 0, 10); !ok || len(evs) != 1 {
+			t.Fatalf("the last shard reads %v %v", seqs(evs), ok)
+		}
+		// Published during the wave: a wave follows it for the shards
+		// that were already woken.
+		_, _, again := h.SinceIn(0, 1, 1)
+		h.Publish(events(2, 2))
+		time.Sleep(maxWakeGap)
+		synctest.Wait()
+		if !closed(again) {
+			t.Fatal("an event published after a shard's wake never woke it")
+		}
+	})
 }

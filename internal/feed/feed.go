@@ -117,19 +117,20 @@ func (m *Matcher) match(ev *eventlog.Event) bool {
 // Cursor walks the log forward from a sequence.
 type Cursor struct {
 	hub   *eventlog.Hub
+	shard int // the hub's wake shard for this cursor
 	src   Source
 	After int64 // the last sequence passed
 }
 
 // NewCursor starts after sequence after.
 func NewCursor(hub *eventlog.Hub, src Source, after int64) *Cursor {
-	return &Cursor{hub: hub, src: src, After: after}
+	return &Cursor{hub: hub, shard: hub.Shard(), src: src, After: after}
 }
 
 // Next returns up to max events after the cursor and moves past them.
 // With none, wait is closed when new events are published.
 func (c *Cursor) Next(ctx context.Context, max int) (evs []*eventlog.Event, wait <-chan struct{}, err error) {
-	evs, ok, wait := c.hub.Since(c.After, max)
+	evs, ok, wait := c.hub.SinceIn(c.shard, c.After, max)
 	if !ok {
 		if evs, err = c.src.StoreEvents(ctx, store.EventFilter{After: c.After, Limit: max}); err != nil {
 			return nil, nil, err
