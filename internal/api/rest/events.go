@@ -2,6 +2,7 @@ package rest
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strconv"
 	"strings"
@@ -100,6 +101,9 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	out, ctx, err := openSSE(w, r)
+	if errors.Is(err, errClientGone) {
+		return nil
+	}
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package rest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -49,7 +50,12 @@ func openSSE(w http.ResponseWriter, r *http.Request) (sseOut, context.Context, e
 	return &flushedSSE{w: w, f: flusher}, r.Context(), nil
 }
 
-var errNoFlush = errors.New("response writer cannot flush")
+var (
+	errNoFlush = errors.New("response writer cannot flush")
+	// errClientGone: the connection was taken over and the client left
+	// before the headers went out; there is nobody to answer.
+	errClientGone = errors.New("the client went away")
+)
 
 // flushedSSE writes through net/http.
 type flushedSSE struct {
@@ -87,24 +93,17 @@ var crlf = []byte("\r\n")
 func hijackedSSE(parent context.Context, h http.Header, conn net.Conn, brw *bufio.ReadWriter) (sseOut, context.Context, error) {
 	ctx, cancel := context.WithCancel(parent)
 	s := &rawSSE{conn: conn, cancel: cancel, watched: make(chan struct{})}
-	var b []byte
-	b = append(b, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n"...)
-	for k, vs := range h {
-		for _, v := range vs {
-			b = append(b, k...)
-			b = append(b, ": "...)
-			b = append(b, v...)
-			b = append(b, crlf...)
-		}
-	}
-	b = append(b, crlf...)
+	var b bytes.Buffer
+	b.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n")
+	h.Write(&b) // net/http's own rendering, which cleans values of line breaks
+	b.Write(crlf)
 	go s.watch(ctx)
 	s.writing.Store(time.Now().UnixNano())
-	_, err := conn.Write(b)
+	_, err := conn.Write(b.Bytes())
 	s.writing.Store(0)
 	if err != nil {
 		s.end()
-		return nil, nil, err
+		return nil, nil, errClientGone
 	}
 	// The client sends nothing more on a stream; a read that returns
 	// means it hung up (or broke the protocol): end the stream.
