@@ -8,7 +8,7 @@ import (
 )
 
 // hijacker keeps the connection coder/websocket takes over, so that the
-// event loop can write data frames to it itself (frames.go).
+// event loop can write data frames to it itself (frameWriter below).
 type hijacker struct {
 	http.ResponseWriter
 	conn net.Conn
