@@ -144,3 +144,61 @@ func BenchmarkVerifyPassword(b *testing.B) {
 		VerifyPassword(h, "correct horse")
 	}
 }
+
+// Dead sessions are swept: expired ones, and revoked ones once their
+// access tokens have expired too; live and recently revoked ones stay.
+func TestSweepSessions(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)}
+	s, eng := newService(t, c) // access 1 min, refresh 1 h
+	if _, err := s.CreateUser(ctx, "ada@example.com", "correct horse", nil); err != nil {
+		t.Fatal(err)
+	}
+	login := func() *Tokens {
+		t.Helper()
+		tok, err := s.Login(ctx, "ada@example.com", "correct horse", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	logout := func(tok *Tokens) {
+		t.Helper()
+		id, cred, err := s.Authenticate(ctx, "Bearer "+tok.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Logout(ctx, id, cred.Session); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count := func() int {
+		all, err := eng.Secrets(ctx, KindSession)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(all)
+	}
+	expiring := login() // will expire
+	logout(login())     // revoked long ago, by the time of the sweep
+	c.t = c.t.Add(59*time.Minute + 30*time.Second)
+	logout(login())                 // revoked recently
+	live := login()                 // live
+	c.t = c.t.Add(31 * time.Second) // the first session has expired
+	if count() != 4 {
+		t.Fatalf("%d sessions before the sweep", count())
+	}
+	n, err := s.SweepSessions(ctx)
+	if err != nil || n != 2 {
+		t.Fatalf("swept %d (%v), want the expired and the long-revoked session", n, err)
+	}
+	if _, err := s.Refresh(ctx, expiring.RefreshToken); mantle.AsError(err) == nil {
+		t.Error("a swept session still refreshes")
+	}
+	if _, err := s.Refresh(ctx, live.RefreshToken); err != nil {
+		t.Errorf("the live session was swept: %v", err)
+	}
+	if count() != 2 {
+		t.Errorf("%d sessions after the sweep, want 2", count())
+	}
+}

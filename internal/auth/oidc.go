@@ -279,6 +279,7 @@ func (s *Service) OIDCCallback(ctx context.Context, name, code, state, ip string
 	if err != nil {
 		return nil, err
 	}
+	s.signedIn(ctx)
 	t, err := s.tokens(u, sid, refresh)
 	if err != nil {
 		return nil, err

@@ -58,9 +58,10 @@ type Service struct {
 	apiKeys  sync.Map // key id → *apiKey, a read-through cache
 	verified verified // access tokens whose signature was checked
 
-	oidcMu sync.RWMutex
-	oidc   map[string]*oidcProvider
-	starts atomic.Int64 // OIDC sign-ins started, to sweep old states now and then
+	oidcMu  sync.RWMutex
+	oidc    map[string]*oidcProvider
+	starts  atomic.Int64 // OIDC sign-ins started, to sweep old states now and then
+	signins atomic.Int64 // sessions started, to sweep dead sessions now and then
 }
 
 // New returns a service over the engine, signing with keys.

@@ -201,3 +201,56 @@ func (s *Service) loadRevoked(ctx context.Context) error {
 	}
 	return nil
 }
+
+// sweepEvery is how many sign-ins pass between two session sweeps: the
+// sessions only grow with sign-ins, so sweeping in step with them bounds
+// them without a timer.
+const sweepEvery = 100
+
+// signedIn counts a new session and sweeps now and then.
+func (s *Service) signedIn(ctx context.Context) {
+	if s.signins.Add(1)%sweepEvery == 0 {
+		s.SweepSessions(ctx)
+	}
+}
+
+// SweepSessions deletes the sessions nobody can use any more and returns
+// how many: expired ones, and revoked ones whose access tokens have
+// expired too (until then a restart must still know they are revoked).
+func (s *Service) SweepSessions(ctx context.Context) (int, error) {
+	all, err := s.eng.Secrets(ctx, KindSession)
+	if err != nil {
+		return 0, err
+	}
+	now := s.cfg.Now()
+	horizon := now.Add(-s.cfg.AccessTTL - leeway)
+	var dead []string
+	for sid, raw := range all {
+		var ss session
+		if json.Unmarshal(raw, &ss) != nil {
+			continue // not ours to judge
+		}
+		revokedLongAgo := !ss.RevokedAt.IsZero() && ss.RevokedAt.Before(horizon)
+		if revokedLongAgo || (ss.RevokedAt.IsZero() && now.After(ss.Expires)) {
+			dead = append(dead, sid)
+		}
+	}
+	if len(dead) == 0 {
+		return 0, nil
+	}
+	n := 0
+	err = s.eng.Transact(ctx, func(tx store.Tx) error {
+		n = 0
+		for _, sid := range dead {
+			ok, err := tx.DeleteSecret(KindSession, sid)
+			if err != nil {
+				return err
+			}
+			if ok {
+				n++
+			}
+		}
+		return nil
+	})
+	return n, err
+}

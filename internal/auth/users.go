@@ -163,6 +163,7 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (*Token
 	if err != nil {
 		return nil, err
 	}
+	s.signedIn(ctx)
 	return s.tokens(u, sid, refresh)
 }
 
