@@ -39,7 +39,7 @@ func openSSE(w http.ResponseWriter, r *http.Request) (sseOut, context.Context, e
 	h.Set("X-Accel-Buffering", "no")
 	if r.ProtoAtLeast(1, 1) && r.ProtoMajor == 1 {
 		if conn, brw, err := http.NewResponseController(w).Hijack(); err == nil {
-			return hijackedSSE(r.Context(), h, conn, brw)
+			return hijackedSSE(r.Context(), h, conn, brw, sseWriteTimeout)
 		}
 	}
 	flusher, ok := w.(http.Flusher)
@@ -86,13 +86,16 @@ type rawSSE struct {
 	cancel  context.CancelFunc
 	writing atomic.Int64 // when the current write began (unix ns); 0: none
 	watched chan struct{}
+	stall   time.Duration // sseWriteTimeout, shorter in tests
 }
 
 var crlf = []byte("\r\n")
 
-func hijackedSSE(parent context.Context, h http.Header, conn net.Conn, brw *bufio.ReadWriter) (sseOut, context.Context, error) {
+// hijackedSSE starts a stream on a taken-over connection; a write that
+// waits stall for the client ends it.
+func hijackedSSE(parent context.Context, h http.Header, conn net.Conn, brw *bufio.ReadWriter, stall time.Duration) (sseOut, context.Context, error) {
 	ctx, cancel := context.WithCancel(parent)
-	s := &rawSSE{conn: conn, cancel: cancel, watched: make(chan struct{})}
+	s := &rawSSE{conn: conn, cancel: cancel, watched: make(chan struct{}), stall: stall}
 	var b bytes.Buffer
 	b.WriteString("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n")
 	h.Write(&b) // net/http's own rendering, which cleans values of line breaks
@@ -140,14 +143,14 @@ func (s *rawSSE) send(frames ...[]byte) error {
 // thousand streams, than the writes' own bookkeeping).
 func (s *rawSSE) watch(ctx context.Context) {
 	defer close(s.watched)
-	tick := time.NewTicker(sseWriteTimeout / 6)
+	tick := time.NewTicker(s.stall / 6)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-tick.C:
-			if began := s.writing.Load(); began != 0 && now.Sub(time.Unix(0, began)) >= sseWriteTimeout {
+			if began := s.writing.Load(); began != 0 && now.Sub(time.Unix(0, began)) >= s.stall {
 				s.conn.Close()
 				return
 			}
