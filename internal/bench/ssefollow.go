@@ -16,18 +16,12 @@ import (
 // copies of every byte) cost as much CPU as the server's side of the
 // stream, on the same two cores.
 func (r *runner) followSSE(ctx context.Context, after string, connected func(), got *rtSub) error {
-	c, err := newConn(r.o.URL, r.o.Token)
-	if err == nil {
-		err = c.dial()
-	}
+	c, done, err := dialUntil(ctx, r.o.URL, r.o.Token)
 	if err != nil {
 		connected()
 		return fmt.Errorf("subscribe: %w", err)
 	}
-	defer c.close()
-	nc := c.c // Close is safe from another goroutine; c.close is not
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	defer stop()
+	defer done()
 	c.w.WriteString("GET /api/events/stream?collections=" + r.o.Collection + "&after=" + after + " HTTP/1.1\r\nHost: " + c.host + "\r\n" + c.auth + "Accept: text/event-stream\r\n\r\n")
 	err = c.w.Flush()
 	var chunked bool
@@ -76,6 +70,21 @@ func (r *runner) followSSE(ctx context.Context, after string, connected func(), 
 		}
 		pending = pending[:copy(pending, pending[end:])]
 	}
+}
+
+// dialUntil opens a connection that closes when ctx ends; done releases
+// it.
+func dialUntil(ctx context.Context, url, token string) (*conn, func(), error) {
+	c, err := newConn(url, token)
+	if err == nil {
+		err = c.dial()
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	nc := c.c // Close is safe from another goroutine; c.close is not
+	stop := context.AfterFunc(ctx, func() { nc.Close() })
+	return c, func() { stop(); c.close() }, nil
 }
 
 // streamHead reads a streaming response's status line and headers and

@@ -20,18 +20,12 @@ import (
 // generator shares the two cores with the server. The API's tests use
 // coder/websocket's client.
 func (r *runner) followWS(ctx context.Context, after string, connected func(), got *rtSub) error {
-	c, err := newConn(r.o.URL, "")
-	if err == nil {
-		err = c.dial()
-	}
+	c, done, err := dialUntil(ctx, r.o.URL, "")
 	if err != nil {
 		connected()
 		return fmt.Errorf("websocket: %w", err)
 	}
-	defer c.close()
-	nc := c.c // Close is safe from another goroutine; c.close is not
-	stop := context.AfterFunc(ctx, func() { nc.Close() })
-	defer stop()
+	defer done()
 	var key [16]byte
 	rand.Read(key[:])
 	path := "/api/realtime/ws"
