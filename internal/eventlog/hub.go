@@ -41,7 +41,7 @@ const (
 // read older events from the store. Publish must be called in sequence
 // order, once per committed event; the store's writer does that.
 //
-// Reading (Since, Last, Wake) takes no lock: a thousand subscribers woken
+// Reading (SinceIn, Last, Wake) takes no lock: a thousand subscribers woken
 // together do not queue on a mutex.
 type Hub struct {
 	ring []atomic.Pointer[Event]
@@ -182,12 +182,6 @@ func (h *Hub) Wake() <-chan struct{} {
 
 // Last returns the highest published sequence.
 func (h *Hub) Last() int64 { return h.last.Load() }
-
-// Since returns up to max events after seq after, for a subscriber of
-// shard 0 (see SinceIn).
-func (h *Hub) Since(after int64, max int) (evs []*Event, ok bool, wait <-chan struct{}) {
-	return h.SinceIn(0, after, max)
-}
 
 // SinceIn returns up to max events after seq after. ok is false when the
 // ring no longer holds event after+1 and the caller must read the store.

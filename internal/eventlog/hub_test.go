@@ -34,7 +34,7 @@ func closed(c <-chan struct{}) bool {
 
 func TestHubSinceAndRing(t *testing.T) {
 	h := NewHub(4, 0)
-	evs, ok, wait := h.Since(0, 10)
+	evs, ok, wait := h.SinceIn(0, 0, 10)
 	if !ok || len(evs) != 0 || closed(wait) {
 		t.Fatalf("empty hub: %v %v closed=%v", seqs(evs), ok, closed(wait))
 	}
@@ -42,31 +42,31 @@ func TestHubSinceAndRing(t *testing.T) {
 	if !closed(wait) {
 		t.Fatal("a publish after a quiet spell did not wake at once")
 	}
-	if evs, ok, _ := h.Since(1, 10); !ok || len(evs) != 2 || evs[0].Seq != 2 || evs[1].Seq != 3 {
+	if evs, ok, _ := h.SinceIn(0, 1, 10); !ok || len(evs) != 2 || evs[0].Seq != 2 || evs[1].Seq != 3 {
 		t.Fatalf("Since(1) = %v %v", seqs(evs), ok)
 	}
-	if evs, _, _ := h.Since(0, 2); len(evs) != 2 || evs[1].Seq != 2 {
+	if evs, _, _ := h.SinceIn(0, 0, 2); len(evs) != 2 || evs[1].Seq != 2 {
 		t.Fatalf("Since(0, max 2) = %v", seqs(evs))
 	}
 	// The ring holds 4: after 10 events, 7..10 are there and older ones
 	// are the store's.
 	h.Publish(events(4, 10))
-	if evs, ok, _ := h.Since(2, 10); ok || len(evs) != 0 {
+	if evs, ok, _ := h.SinceIn(0, 2, 10); ok || len(evs) != 0 {
 		t.Fatalf("Since(2) on a ring of 7..10 = %v %v, want the store", seqs(evs), ok)
 	}
-	if evs, ok, _ := h.Since(6, 10); !ok || len(evs) != 4 || evs[0].Seq != 7 || evs[3].Seq != 10 {
+	if evs, ok, _ := h.SinceIn(0, 6, 10); !ok || len(evs) != 4 || evs[0].Seq != 7 || evs[3].Seq != 10 {
 		t.Fatalf("Since(6) = %v %v", seqs(evs), ok)
 	}
 	if h.Last() != 10 {
 		t.Fatalf("Last %d", h.Last())
 	}
 	// Reset forgets the ring: nothing is served from it afterwards.
-	_, _, wait = h.Since(10, 10)
+	_, _, wait = h.SinceIn(0, 10, 10)
 	h.Reset(20)
 	if !closed(wait) {
 		t.Fatal("Reset did not wake")
 	}
-	if evs, ok, _ := h.Since(8, 10); ok || len(evs) != 0 {
+	if evs, ok, _ := h.SinceIn(0, 8, 10); ok || len(evs) != 0 {
 		t.Fatalf("after Reset Since(8) = %v %v, want the store", seqs(evs), ok)
 	}
 	if h.Last() != 20 {
@@ -81,9 +81,9 @@ func TestHubCoalescesWakes(t *testing.T) {
 		h := NewHub(0, 0)
 		const subs = 1000 // a gap of subs × wakeCostPerWaiter
 		for i := 0; i < subs; i++ {
-			h.Since(0, 1)
+			h.SinceIn(0, 0, 1)
 		}
-		_, _, w1 := h.Since(0, 1)
+		_, _, w1 := h.SinceIn(0, 0, 1)
 		h.Publish(events(1, 1))
 		if !closed(w1) {
 			t.Fatal("the first publish after a quiet spell did not wake at once")
@@ -91,7 +91,7 @@ func TestHubCoalescesWakes(t *testing.T) {
 		// The woken subscribers read and wait again.
 		var w2 <-chan struct{}
 		for i := 0; i < subs; i++ {
-			_, _, w2 = h.Since(1, 10)
+			_, _, w2 = h.SinceIn(0, 1, 10)
 		}
 		time.Sleep(time.Millisecond)
 		h.Publish(events(2, 2))
@@ -105,11 +105,11 @@ func TestHubCoalescesWakes(t *testing.T) {
 		if !closed(w2) {
 			t.Fatal("the coalesced wake never came")
 		}
-		if evs, ok, _ := h.Since(1, 10); !ok || len(evs) != 2 || evs[1].Seq != 3 {
+		if evs, ok, _ := h.SinceIn(0, 1, 10); !ok || len(evs) != 2 || evs[1].Seq != 3 {
 			t.Fatalf("after the wake: %v %v", seqs(evs), ok)
 		}
 		// A publish after a quiet spell wakes at once again.
-		_, _, w3 := h.Since(3, 10)
+		_, _, w3 := h.SinceIn(0, 3, 10)
 		time.Sleep(maxWakeGap)
 		h.Publish(events(4, 4))
 		if !closed(w3) {
@@ -130,7 +130,7 @@ func TestHubNoLostWake(t *testing.T) {
 			defer wg.Done()
 			var after int64
 			for after < n {
-				evs, ok, wait := h.Since(after, 16)
+				evs, ok, wait := h.SinceIn(0, after, 16)
 				if !ok {
 					// Lapped: the store would serve these; the ring test
 					// above covers that path. Skip ahead to the ring.
