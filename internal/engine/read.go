@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/url"
+	"strconv"
 
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/eventlog"
@@ -95,6 +96,39 @@ type Page struct {
 	Expanded   []map[string]json.RawMessage // per record, when expand was asked
 	NextCursor string                       // empty on the last page
 	Total      int64                        // -1 unless counted
+}
+
+// AppendJSON appends the page as the records API renders it:
+// {"items": […], "nextCursor": "…" or null, "total": n when counted}.
+func (p *Page) AppendJSON(b []byte) []byte {
+	b = append(b, `{"items":[`...)
+	for i, item := range p.JSON {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, item...)
+	}
+	for i, rec := range p.Records {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		var exp map[string]json.RawMessage
+		if p.Expanded != nil {
+			exp = p.Expanded[i]
+		}
+		b = p.Collection.AppendJSON(b, rec, p.Query.Fields, exp)
+	}
+	b = append(b, `],"nextCursor":`...)
+	if p.NextCursor == "" {
+		b = append(b, "null"...)
+	} else {
+		b = strconv.AppendQuote(b, p.NextCursor)
+	}
+	if p.Total >= 0 {
+		b = append(b, `,"total":`...)
+		b = strconv.AppendInt(b, p.Total, 10)
+	}
+	return append(b, '}')
 }
 
 // List returns a page of the records the caller may list.

@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
+	"strings"
 
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/eventlog"
@@ -75,4 +77,51 @@ func (e *Engine) Audit(ctx context.Context, evs ...*eventlog.Event) error {
 		}
 		return nil
 	})
+}
+
+// reservedTypes are the event type prefixes Mantle itself emits.
+var reservedTypes = []string{"record.", "schema.", "auth.", "mantle.", "fn."}
+
+// Emit appends a custom event (from a function or an automation) with the
+// caller as its actor. The type is 3 to 128 letters, digits and ".-_",
+// with at least one dot, and not one of Mantle's own (record.*, schema.*,
+// auth.*, mantle.*, fn.*). Custom events are visible to administrators,
+// webhooks, functions and automations; data must be a JSON value (null
+// when empty).
+func (e *Engine) Emit(ctx context.Context, typ, subject string, data json.RawMessage) (int64, error) {
+	if err := checkEventType(typ); err != nil {
+		return 0, err
+	}
+	if len(subject) > 256 {
+		return 0, mantle.Errorf(mantle.Invalid, "event.invalid_subject", "the subject is %d bytes; at most 256", len(subject))
+	}
+	if len(data) == 0 {
+		data = json.RawMessage("null")
+	}
+	if !json.Valid(data) {
+		return 0, mantle.Errorf(mantle.Invalid, "event.invalid_data", "the event data is not JSON")
+	}
+	ev := &eventlog.Event{Type: typ, Subject: subject, Time: e.now(), Actor: mantle.IdentityFrom(ctx).ID, Data: data}
+	if err := e.Audit(ctx, ev); err != nil {
+		return 0, err
+	}
+	return ev.Seq, nil
+}
+
+func checkEventType(typ string) error {
+	bad := len(typ) < 3 || len(typ) > 128 || !strings.Contains(typ, ".") || strings.HasPrefix(typ, ".") || strings.HasSuffix(typ, ".")
+	for _, r := range typ {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
+			bad = true
+		}
+	}
+	if bad {
+		return mantle.Errorf(mantle.Invalid, "event.invalid_type", "event type %q must be 3 to 128 letters, digits and .-_ with a dot, such as order.flagged", typ)
+	}
+	for _, p := range reservedTypes {
+		if strings.HasPrefix(typ, p) {
+			return mantle.Errorf(mantle.Invalid, "event.reserved_type", "event type %q is Mantle's own (%s*); choose another prefix", typ, p)
+		}
+	}
+	return nil
 }

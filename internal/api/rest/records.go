@@ -128,36 +128,7 @@ func (h *handler) list(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	b := make([]byte, 0, 768*max(len(p.Records), len(p.JSON))+128)
-	b = append(b, `{"items":[`...)
-	for i, item := range p.JSON {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, item...)
-	}
-	for i, rec := range p.Records {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		var exp map[string]json.RawMessage
-		if p.Expanded != nil {
-			exp = p.Expanded[i]
-		}
-		b = p.Collection.AppendJSON(b, rec, p.Query.Fields, exp)
-	}
-	b = append(b, `],"nextCursor":`...)
-	if p.NextCursor == "" {
-		b = append(b, "null"...)
-	} else {
-		b = strconv.AppendQuote(b, p.NextCursor)
-	}
-	if p.Total >= 0 {
-		b = append(b, `,"total":`...)
-		b = strconv.AppendInt(b, p.Total, 10)
-	}
-	b = append(b, '}')
-	return writeJSON(w, http.StatusOK, b)
+	return writeJSON(w, http.StatusOK, p.AppendJSON(make([]byte, 0, 768*max(len(p.Records), len(p.JSON))+128)))
 }
 
 // setSeq sets Mantle-Seq to the sequence of the write's last event, so a

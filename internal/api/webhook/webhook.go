@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/egress"
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/feed"
@@ -80,7 +81,7 @@ func NewManager(o Options) *Manager {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
-	tr := &http.Transport{DialContext: newDialer(o.AllowPrivate).DialContext, MaxIdleConnsPerHost: 4,
+	tr := &http.Transport{DialContext: egress.NewDialer(o.AllowPrivate).DialContext, MaxIdleConnsPerHost: 4,
 		IdleConnTimeout: 90 * time.Second, TLSHandshakeTimeout: 10 * time.Second}
 	return &Manager{o: o, workers: map[string]*worker{}, client: &http.Client{Transport: tr, Timeout: o.Timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
@@ -91,7 +92,7 @@ func NewManager(o Options) *Manager {
 // now on). It refuses URLs the SSRF guard forbids.
 func (m *Manager) Start(ctx context.Context, hooks []schema.Webhook) error {
 	for _, h := range hooks {
-		if err := CheckURL(h.URL, m.o.AllowPrivate); err != nil {
+		if err := egress.CheckURL(h.URL, m.o.AllowPrivate); err != nil {
 			return fmt.Errorf("webhook %s: %w", h.Name, err)
 		}
 	}

@@ -1,4 +1,7 @@
-package webhook
+// Package egress is the server's outbound HTTP: the SSRF guard that keeps
+// webhooks and functions from calling loopback, private, link-local and
+// other internal addresses unless the server settings allow them.
+package egress
 
 import (
 	"fmt"
@@ -60,15 +63,17 @@ func CheckURL(raw string, allowPrivate bool) error {
 func dialControl(network, address string, _ syscall.RawConn) error {
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
-		return fmt.Errorf("webhook: unexpected address %q", address)
+		return fmt.Errorf("egress: unexpected address %q", address)
 	}
 	if why := forbidden(ap.Addr()); why != "" {
-		return fmt.Errorf("webhook: refusing to call %s, a %s address (--webhook-allow-private allows it)", ap.Addr(), why)
+		return fmt.Errorf("refusing to call %s, a %s address (--webhook-allow-private allows it)", ap.Addr(), why)
 	}
 	return nil
 }
 
-func newDialer(allowPrivate bool) *net.Dialer {
+// NewDialer returns a dialer that refuses forbidden addresses after DNS
+// resolution, unless allowPrivate.
+func NewDialer(allowPrivate bool) *net.Dialer {
 	d := &net.Dialer{}
 	if !allowPrivate {
 		d.Control = dialControl

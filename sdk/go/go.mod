@@ -1,0 +1,3 @@
+module github.com/mantlehq/mantle/sdk/go
+
+go 1.24
