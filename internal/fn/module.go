@@ -69,9 +69,9 @@ type Module struct {
 	rt     wazero.Runtime
 	code   wazero.CompiledModule
 
-	slots chan struct{}    // MaxInstances tokens: one per running call
-	idle  chan *instance   // ready reactor instances
-	mu    sync.Mutex       // guards closed
+	slots  chan struct{}  // MaxInstances tokens: one per running call
+	idle   chan *instance // ready reactor instances
+	mu     sync.Mutex     // guards closed
 	closed bool
 }
 
