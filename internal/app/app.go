@@ -20,6 +20,7 @@ import (
 	"github.com/mantlehq/mantle/internal/config"
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/eventlog"
+	"github.com/mantlehq/mantle/internal/fn"
 	"github.com/mantlehq/mantle/internal/gateway"
 	"github.com/mantlehq/mantle/internal/policy"
 	"github.com/mantlehq/mantle/internal/project"
@@ -36,14 +37,22 @@ type App struct {
 	Engine *engine.Engine
 	Auth   *auth.Service
 	Hooks  *webhook.Manager
+	Funcs  *fn.Manager
 
-	webhooks []schema.Webhook // of the applied project, started by StartWebhooks
+	webhooks  []schema.Webhook  // of the applied project, started by StartWorkers
+	functions []schema.Function // of the applied project, loaded by StartWorkers
 }
 
-// StartWebhooks starts delivering the project's webhooks (serve does;
-// one-shot commands do not).
-func (a *App) StartWebhooks(ctx context.Context) error {
-	return a.Hooks.Start(ctx, a.webhooks)
+// StartWorkers starts delivering the project's webhooks and loads its
+// functions and runs their triggers (serve does; one-shot commands do
+// not). A function that fails to load is logged and reported by GET
+// /api/functions; it does not stop the server.
+func (a *App) StartWorkers(ctx context.Context) error {
+	if err := a.Hooks.Start(ctx, a.webhooks); err != nil {
+		return err
+	}
+	a.Funcs.Load(ctx, a.functions) // errors are kept per function
+	return a.Funcs.Start(ctx)
 }
 
 // Open opens the data directory and builds the engine. It does not load
@@ -78,8 +87,13 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		return nil, err
 	}
 	hooks := webhook.NewManager(webhook.Options{Engine: eng, Hub: hub, Log: log, DataDir: cfg.Data, AllowPrivate: cfg.WebhookAllowPrivate})
-	return &App{Config: cfg, Log: log, Store: st, Hub: hub, Engine: eng, Auth: as, Hooks: hooks}, nil
+	funcs := fn.New(fn.Options{Engine: eng, Hub: hub, Log: log, DataDir: cfg.Data, ProjectDir: cfg.Project, AllowPrivate: cfg.WebhookAllowPrivate})
+	return &App{Config: cfg, Log: log, Store: st, Hub: hub, Engine: eng, Auth: as, Hooks: hooks, Funcs: funcs}, nil
 }
+
+// LoadProjectFiles reads the project files whole: schema, auth,
+// webhooks and functions.
+func LoadProjectFiles(dir string) (*project.Project, error) { return project.Load(dir, policy.Check) }
 
 // LoadProject reads the project files.
 func LoadProject(dir string) (*schema.Schema, error) {
@@ -107,7 +121,8 @@ func (a *App) ApplyProject(ctx context.Context) error {
 			a.Log.Info("applied", "step", st.String())
 		}
 	}
-	a.webhooks = p.Webhooks // checked (SSRF guard) and started by StartWebhooks
+	a.webhooks = p.Webhooks // checked (SSRF guard) and started by StartWorkers
+	a.functions = p.Functions
 	for _, st := range skipped {
 		a.Log.Warn("skipped destructive step; run `mantle apply --allow-destructive`", "step", st.String())
 	}
@@ -120,7 +135,7 @@ func (a *App) Handler() http.Handler { return a.HandlerWith(0) }
 // HandlerWith returns the HTTP stack with an SSE heartbeat interval other
 // than the default 15s (tests use a short one).
 func (a *App) HandlerWith(heartbeat time.Duration) http.Handler {
-	o := rest.Options{Engine: a.Engine, Hub: a.Hub, Log: a.Log, Auth: a.Auth, Webhooks: a.Hooks, OpenAPI: openapi.Render, Heartbeat: heartbeat,
+	o := rest.Options{Engine: a.Engine, Hub: a.Hub, Log: a.Log, Auth: a.Auth, Webhooks: a.Hooks, Functions: a.Funcs, OpenAPI: openapi.Render, Heartbeat: heartbeat,
 		PublicURL: a.Config.PublicURL}
 	if a.Config.RateLimit > 0 {
 		o.RateLimit = gateway.NewRateLimiter(a.Config.RateLimit, int(2*a.Config.RateLimit)+1)
@@ -161,9 +176,10 @@ func (a *App) ServeKafka(ctx context.Context, ln net.Listener) error {
 	return kafka.Serve(ctx, ln, kafka.Options{Engine: a.Engine, Hub: a.Hub, Auth: a.Auth, Log: a.Log})
 }
 
-// Close stops the webhooks (saving their cursors) and closes the store
-// after pending writes.
+// Close stops the webhooks and functions (saving their cursors) and
+// closes the store after pending writes.
 func (a *App) Close() error {
 	a.Hooks.Stop()
+	a.Funcs.Close()
 	return a.Store.Close()
 }

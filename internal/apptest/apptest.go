@@ -110,7 +110,7 @@ func tryStart(t testing.TB, dir, data string, set func(*config.Config)) (*Server
 		a.Close()
 		return nil, err
 	}
-	if err := a.StartWebhooks(ctx); err != nil {
+	if err := a.StartWorkers(ctx); err != nil {
 		a.Close()
 		return nil, err
 	}

@@ -27,6 +27,7 @@ func commands() []command {
 		{"users", "create a user, such as the first administrator (server stopped)", usersCmd},
 		{"keys", "rotate the token signing keys (server stopped)", keysCmd},
 		{"replay", "rebuild a data folder from its event log alone", replayCmd},
+		{"fn", "invoke a function once: fn invoke NAME --data JSON", fnCmd},
 		{"bench", "load a running server and report requests/s and latency", benchCmd},
 	}
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/mantlehq/mantle/internal/app"
 	"github.com/mantlehq/mantle/internal/config"
 	"github.com/mantlehq/mantle/internal/engine"
+	"github.com/mantlehq/mantle/internal/fn"
+	"github.com/mantlehq/mantle/internal/schema"
 	"github.com/mantlehq/mantle/internal/store/sqlite"
 )
 
@@ -31,7 +34,7 @@ func planCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return flagErr(err)
 	}
-	s, err := app.LoadProject(cfg.Project)
+	p, err := app.LoadProjectFiles(cfg.Project)
 	if err != nil {
 		return err
 	}
@@ -40,7 +43,40 @@ func planCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer st.Close()
-	fmt.Fprint(stdout, eng.Plan(s))
+	fmt.Fprint(stdout, eng.Plan(p.Schema))
+	return checkFunctions(ctx, cfg, p.Functions, stdout)
+}
+
+// checkFunctions builds and compiles the project's functions into the
+// data folder's cache (so that serve loads them at warm speed) and checks
+// that they speak the ABI; a function that would not load fails the
+// command.
+func checkFunctions(ctx context.Context, cfg config.Config, defs []schema.Function, stdout io.Writer) error {
+	if len(defs) == 0 {
+		return nil
+	}
+	errs := fn.Validate(ctx, cfg.Project, cfg.Data, defs)
+	fmt.Fprintf(stdout, "\nFunctions:\n")
+	for _, d := range defs {
+		if err := errs[d.Name]; err != nil {
+			fmt.Fprintf(stdout, "  ✗ %s: %v\n", d.Name, err)
+			continue
+		}
+		var triggers []string
+		if d.HTTP != nil {
+			triggers = append(triggers, d.HTTP.Method+" "+d.HTTP.Path)
+		}
+		for _, t := range d.On {
+			triggers = append(triggers, "on "+t.String())
+		}
+		if d.Cron != "" {
+			triggers = append(triggers, "cron "+d.Cron)
+		}
+		fmt.Fprintf(stdout, "  ✓ %s (%s)\n", d.Name, strings.Join(triggers, ", "))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%d of %d functions would not load", len(errs), len(defs))
+	}
 	return nil
 }
 
@@ -51,8 +87,12 @@ func apply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return flagErr(err)
 	}
-	s, err := app.LoadProject(cfg.Project)
+	p, err := app.LoadProjectFiles(cfg.Project)
 	if err != nil {
+		return err
+	}
+	s := p.Schema
+	if err := checkFunctions(ctx, cfg, p.Functions, stdout); err != nil {
 		return err
 	}
 	st, eng, err := openEngine(ctx, cfg, true)

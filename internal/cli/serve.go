@@ -42,7 +42,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := a.ApplyProject(ctx); err != nil {
 		return err
 	}
-	if err := a.StartWebhooks(ctx); err != nil {
+	if err := a.StartWorkers(ctx); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", cfg.HTTP)

@@ -55,8 +55,13 @@ func DenyAll(c *schema.Collection) *Set { return &Set{coll: c, rules: map[string
 // Check compiles one rule and returns why it is invalid, if it is: a CEL
 // error, a rule that does not yield a bool, a list rule that cannot be
 // pushed into the database, data in a rule that has none, or record in a
-// create rule. It matches project.RuleChecker.
+// create rule. It matches project.RuleChecker. With no collection, the
+// rule is a caller rule (see CompileCaller).
 func Check(c *schema.Collection, op, rule string) error {
+	if c == nil {
+		_, err := CompileCaller(op, rule)
+		return err
+	}
 	env, err := newEnv(c)
 	if err != nil {
 		return err

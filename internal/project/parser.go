@@ -20,6 +20,7 @@ type parser struct {
 	problems []Problem
 	oidc     []schema.OIDCProvider
 	hooks    []schema.Webhook
+	funcs    []schema.Function
 }
 
 func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
@@ -96,8 +97,8 @@ func (p *parser) strings(n *yaml.Node, what string) []string {
 func (p *parser) schema(root *yaml.Node) *schema.Schema {
 	s := &schema.Schema{}
 	var collections *yaml.Node
-	var webhooks *yaml.Node
-	p.mapping(root, "the project", []string{"name", "collections", "auth", "webhooks"}, func(key string, k, v *yaml.Node) {
+	var webhooks, functions *yaml.Node
+	p.mapping(root, "the project", []string{"name", "collections", "auth", "webhooks", "functions"}, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "name":
 			s.Name, _ = p.str(v, "name")
@@ -107,6 +108,8 @@ func (p *parser) schema(root *yaml.Node) *schema.Schema {
 			p.auth(v)
 		case "webhooks":
 			webhooks = v
+		case "functions":
+			functions = v
 		}
 	})
 	if len(p.problems) > 0 {
@@ -129,6 +132,9 @@ func (p *parser) schema(root *yaml.Node) *schema.Schema {
 	p.relations(s, collections)
 	if p.check != nil {
 		p.rules(s, collections)
+	}
+	if functions != nil {
+		p.functions(s, functions)
 	}
 	if webhooks != nil {
 		p.webhooks(s, webhooks)

@@ -28,6 +28,8 @@ type Project struct {
 	OIDC []schema.OIDCProvider
 	// Webhooks lists the webhooks section.
 	Webhooks []schema.Webhook
+	// Functions lists the functions section.
+	Functions []schema.Function
 }
 
 // RuleChecker compiles a rule and returns a message for an invalid one.
@@ -110,7 +112,7 @@ func parse(file string, data []byte, check RuleChecker) (*Project, error) {
 	if len(p.problems) > 0 {
 		return nil, &Error{Problems: p.problems}
 	}
-	return &Project{Schema: s, OIDC: p.oidc, Webhooks: p.hooks}, nil
+	return &Project{Schema: s, OIDC: p.oidc, Webhooks: p.hooks, Functions: p.funcs}, nil
 }
 
 // yamlProblem turns a YAML syntax error ("yaml: line 3: ...") into a

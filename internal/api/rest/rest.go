@@ -16,6 +16,7 @@ import (
 	"github.com/mantlehq/mantle/internal/auth"
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/eventlog"
+	"github.com/mantlehq/mantle/internal/fn"
 	"github.com/mantlehq/mantle/internal/gateway"
 	"github.com/mantlehq/mantle/internal/schema"
 )
@@ -29,6 +30,8 @@ type Options struct {
 	Auth *auth.Service
 	// Webhooks runs the project's webhooks.
 	Webhooks *webhook.Manager
+	// Functions runs the project's functions; their routes are under /fn/.
+	Functions *fn.Manager
 	// PublicURL is the server's external URL, for OIDC callbacks; empty:
 	// from the request.
 	PublicURL string
@@ -78,6 +81,15 @@ func New(o Options) http.Handler {
 	route("/api/webhooks/{name}/deliveries", methods{"GET": h.webhookDeliveries})
 	route("/api/webhooks/{name}/dead", methods{"GET": h.webhookDead})
 	route("/api/webhooks/{name}/replay", methods{"POST": h.webhookReplay})
+	if o.Functions != nil {
+		route("/api/functions", methods{"GET": h.functions})
+		route("/api/functions/{name}/logs", methods{"GET": h.functionLogs})
+		route("/api/functions/{name}/attempts", methods{"GET": h.functionAttempts})
+		route("/api/functions/{name}/dead", methods{"GET": h.functionDead})
+		route("/api/functions/{name}/replay", methods{"POST": h.functionReplay})
+		route("/api/functions/{name}/invoke", methods{"POST": h.functionInvoke})
+		mux.Handle("/fn/", h.authenticated(o.Functions))
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		gateway.WriteError(w, r, o.Log, mantle.Errorf(mantle.NotFound, "route.not_found", "no route %s %s", r.Method, r.URL.Path))
 	})
@@ -103,30 +115,49 @@ func (h *handler) authn(m methods) http.Handler {
 				Status: http.StatusMethodNotAllowed, Message: r.Method + " is not allowed here; use " + strings.Join(allow, ", ")})
 			return
 		}
-		header := auth.RequestHeader(r, r.URL.Path == "/api/events/stream") // EventSource cannot set headers
-		id, cred, err := h.Auth.Authenticate(r.Context(), header)
-		if err != nil {
-			gateway.WriteError(w, r, h.Log, err)
+		r, ok = h.authenticate(w, r)
+		if !ok {
 			return
 		}
-		if h.RateLimit != nil {
-			key := "id:" + id.ID
-			if id.Anonymous() {
-				key = "ip:" + clientIP(r)
-			}
-			if ok, wait := h.RateLimit.Allow(key); !ok {
-				gateway.WriteError(w, r, h.Log, &mantle.Error{Code: mantle.RateLimited, Reason: "rate_limited",
-					Message: "too many requests; slow down", RetryAfter: int(wait.Seconds()) + 1})
-				return
-			}
-		}
-		ctx := mantle.WithIdentity(r.Context(), id)
-		if cred.Kind != "" {
-			ctx = auth.WithCredential(ctx, cred)
-		}
-		r = r.WithContext(ctx)
 		if err := fn(w, r); err != nil {
 			gateway.WriteError(w, r, h.Log, err)
+		}
+	})
+}
+
+// authenticate finds the caller (and applies the rate limit). It answers
+// the error itself and returns false when the request must stop.
+func (h *handler) authenticate(w http.ResponseWriter, r *http.Request) (*http.Request, bool) {
+	header := auth.RequestHeader(r, r.URL.Path == "/api/events/stream") // EventSource cannot set headers
+	id, cred, err := h.Auth.Authenticate(r.Context(), header)
+	if err != nil {
+		gateway.WriteError(w, r, h.Log, err)
+		return nil, false
+	}
+	if h.RateLimit != nil {
+		key := "id:" + id.ID
+		if id.Anonymous() {
+			key = "ip:" + clientIP(r)
+		}
+		if ok, wait := h.RateLimit.Allow(key); !ok {
+			gateway.WriteError(w, r, h.Log, &mantle.Error{Code: mantle.RateLimited, Reason: "rate_limited",
+				Message: "too many requests; slow down", RetryAfter: int(wait.Seconds()) + 1})
+			return nil, false
+		}
+	}
+	ctx := mantle.WithIdentity(r.Context(), id)
+	if cred.Kind != "" {
+		ctx = auth.WithCredential(ctx, cred)
+	}
+	return r.WithContext(ctx), true
+}
+
+// authenticated is next behind authentication, for handlers that route
+// themselves (function routes).
+func (h *handler) authenticated(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r, ok := h.authenticate(w, r); ok {
+			next.ServeHTTP(w, r)
 		}
 	})
 }

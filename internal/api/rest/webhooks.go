@@ -8,17 +8,30 @@ import (
 	"github.com/mantlehq/mantle/internal/gateway"
 )
 
-// The webhook endpoints are for administrators: deliveries carry every
-// event.
-func adminOnly(r *http.Request) error {
+// The webhook and function endpoints are for administrators: deliveries
+// and logs carry every event.
+func adminOnly(r *http.Request, what string) error {
 	id := mantle.IdentityFrom(r.Context())
 	switch {
 	case id.IsAdmin():
 		return nil
 	case id.Anonymous():
-		return mantle.Errorf(mantle.Unauthenticated, "auth.required", "webhooks are managed by administrators; sign in")
+		return mantle.Errorf(mantle.Unauthenticated, "auth.required", "%s are managed by administrators; sign in", what)
 	}
-	return mantle.Errorf(mantle.PermissionDenied, "policy.denied", "webhooks are managed by administrators")
+	return mantle.Errorf(mantle.PermissionDenied, "policy.denied", "%s are managed by administrators", what)
+}
+
+// readFrom reads the {"from": SEQ} body of a replay.
+func readFrom(r *http.Request, reason string) (int64, error) {
+	obj, err := gateway.ReadObject(r)
+	if err != nil {
+		return 0, err
+	}
+	var from int64
+	if raw, ok := obj["from"]; !ok || json.Unmarshal(raw, &from) != nil {
+		return 0, mantle.FieldError(reason, "from must be a sequence number", map[string]string{"from": "a sequence number"})
+	}
+	return from, nil
 }
 
 func writeItems(w http.ResponseWriter, items any) error {
@@ -30,14 +43,14 @@ func writeItems(w http.ResponseWriter, items any) error {
 }
 
 func (h *handler) webhooks(w http.ResponseWriter, r *http.Request) error {
-	if err := adminOnly(r); err != nil {
+	if err := adminOnly(r, "webhooks"); err != nil {
 		return err
 	}
 	return writeItems(w, h.Webhooks.Statuses())
 }
 
 func (h *handler) webhookDeliveries(w http.ResponseWriter, r *http.Request) error {
-	if err := adminOnly(r); err != nil {
+	if err := adminOnly(r, "webhooks"); err != nil {
 		return err
 	}
 	d, err := h.Webhooks.Deliveries(r.PathValue("name"))
@@ -48,7 +61,7 @@ func (h *handler) webhookDeliveries(w http.ResponseWriter, r *http.Request) erro
 }
 
 func (h *handler) webhookDead(w http.ResponseWriter, r *http.Request) error {
-	if err := adminOnly(r); err != nil {
+	if err := adminOnly(r, "webhooks"); err != nil {
 		return err
 	}
 	d, err := h.Webhooks.DeadLetters(r.Context(), r.PathValue("name"))
@@ -59,16 +72,12 @@ func (h *handler) webhookDead(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *handler) webhookReplay(w http.ResponseWriter, r *http.Request) error {
-	if err := adminOnly(r); err != nil {
+	if err := adminOnly(r, "webhooks"); err != nil {
 		return err
 	}
-	obj, err := gateway.ReadObject(r)
+	from, err := readFrom(r, "webhook.invalid_replay")
 	if err != nil {
 		return err
-	}
-	var from int64
-	if raw, ok := obj["from"]; !ok || json.Unmarshal(raw, &from) != nil {
-		return mantle.FieldError("webhook.invalid_replay", "from must be a sequence number", map[string]string{"from": "a sequence number"})
 	}
 	if err := h.Webhooks.Replay(r.Context(), r.PathValue("name"), from); err != nil {
 		return err

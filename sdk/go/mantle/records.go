@@ -1,6 +1,9 @@
 package mantle
 
-import "encoding/json"
+import (
+	"encoding/json"
+	"strconv"
+)
 
 // Collection is a handle on one collection, for host calls.
 type Collection struct{ name string }
@@ -26,7 +29,7 @@ func (r Record) Number(field string) float64 { f, _ := r[field].(float64); retur
 type Query struct {
 	Filter string `json:"filter,omitempty"`
 	Sort   string `json:"sort,omitempty"`
-	Limit  int    `json:"limit,omitempty"` // default 20, at most 500
+	Limit  int    `json:"limit,omitempty"` // default 50, at most 1000
 	Cursor string `json:"cursor,omitempty"`
 }
 
@@ -82,3 +85,7 @@ func (r Record) Decode(v any) error {
 	}
 	return json.Unmarshal(b, v)
 }
+
+// Quote returns s as a CEL string literal, for filters:
+// "account == " + mantle.Quote(id).
+func Quote(s string) string { return strconv.Quote(s) }

@@ -1,0 +1,109 @@
+package rest
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+
+	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/gateway"
+)
+
+// The function management endpoints (docs/functions.md): listing, logs,
+// attempts and dead letters of event triggers, replay, and a direct
+// invocation. Administrators only.
+
+func (h *handler) functions(w http.ResponseWriter, r *http.Request) error {
+	if err := adminOnly(r, "functions"); err != nil {
+		return err
+	}
+	return writeItems(w, h.Functions.Statuses())
+}
+
+func (h *handler) functionLogs(w http.ResponseWriter, r *http.Request) error {
+	if err := adminOnly(r, "functions"); err != nil {
+		return err
+	}
+	q := r.URL.Query()
+	after, limit := int64(0), 100
+	if v := q.Get("after"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return mantle.Errorf(mantle.Invalid, "query.invalid_after", "after must be a log line number, 0 or more")
+		}
+		after = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return mantle.Errorf(mantle.Invalid, "query.invalid_limit", "limit must be 1 to 1000")
+		}
+		limit = n
+	}
+	lines, err := h.Functions.Logs(r.PathValue("name"), after, limit)
+	if err != nil {
+		return err
+	}
+	return writeItems(w, lines)
+}
+
+func (h *handler) functionAttempts(w http.ResponseWriter, r *http.Request) error {
+	if err := adminOnly(r, "functions"); err != nil {
+		return err
+	}
+	a, err := h.Functions.Attempts(r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return writeItems(w, a)
+}
+
+func (h *handler) functionDead(w http.ResponseWriter, r *http.Request) error {
+	if err := adminOnly(r, "functions"); err != nil {
+		return err
+	}
+	d, err := h.Functions.DeadLetters(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	return writeItems(w, d)
+}
+
+func (h *handler) functionReplay(w http.ResponseWriter, r *http.Request) error {
+	if err := adminOnly(r, "functions"); err != nil {
+		return err
+	}
+	from, err := readFrom(r, "fn.invalid_replay")
+	if err != nil {
+		return err
+	}
+	if err := h.Functions.Replay(r.PathValue("name"), from); err != nil {
+		return err
+	}
+	b, _ := json.Marshal(map[string]int64{"from": from})
+	return writeJSON(w, http.StatusAccepted, b)
+}
+
+// functionInvoke runs a function once with the body as its data and
+// answers its result: {"status", "headers", "body" or "json"}.
+func (h *handler) functionInvoke(w http.ResponseWriter, r *http.Request) error {
+	if err := adminOnly(r, "functions"); err != nil {
+		return err
+	}
+	body, err := gateway.ReadBody(r)
+	if err != nil {
+		return err
+	}
+	if !json.Valid(body) {
+		return mantle.Errorf(mantle.Invalid, "request.malformed_json", "the body is not JSON")
+	}
+	res, err := h.Functions.Invoke(r.Context(), r.PathValue("name"), body)
+	if err != nil {
+		return h.Functions.HTTPError(r.PathValue("name"), err)
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, b)
+}
