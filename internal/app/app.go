@@ -87,7 +87,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		return nil, err
 	}
 	hooks := webhook.NewManager(webhook.Options{Engine: eng, Hub: hub, Log: log, DataDir: cfg.Data, AllowPrivate: cfg.WebhookAllowPrivate})
-	funcs := fn.New(fn.Options{Engine: eng, Hub: hub, Log: log, DataDir: cfg.Data, ProjectDir: cfg.Project, AllowPrivate: cfg.WebhookAllowPrivate})
+	funcs := fn.New(fn.Options{Engine: eng, Hub: hub, Log: log, CacheDir: cfg.WasmCache, ProjectDir: cfg.Project, AllowPrivate: cfg.WebhookAllowPrivate})
 	return &App{Config: cfg, Log: log, Store: st, Hub: hub, Engine: eng, Auth: as, Hooks: hooks, Funcs: funcs}, nil
 }
 

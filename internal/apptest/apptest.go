@@ -20,6 +20,7 @@ import (
 
 	"github.com/mantlehq/mantle/internal/app"
 	"github.com/mantlehq/mantle/internal/config"
+	"github.com/mantlehq/mantle/internal/fn/fntest"
 )
 
 // AdminToken is the admin secret of test servers.
@@ -87,10 +88,30 @@ func TryStartDir(t testing.TB, dir, data string, set func(*config.Config)) error
 	return err
 }
 
+// StartDirWith is StartDir with before run after the project is applied
+// and before the webhooks and functions start: to set hooks on the app
+// or seed its store.
+func StartDirWith(t testing.TB, dir, data string, before func(*app.App)) *Server {
+	t.Helper()
+	s, err := tryStartWith(t, dir, data, nil, before)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func tryStart(t testing.TB, dir, data string, set func(*config.Config)) (*Server, error) {
+	return tryStartWith(t, dir, data, set, nil)
+}
+
+func tryStartWith(t testing.TB, dir, data string, set func(*config.Config), before func(*app.App)) (*Server, error) {
 	cfg := config.Default()
 	cfg.Project, cfg.Data, cfg.AdminToken = dir, data, AdminToken
 	cfg.SignInLimit = 10_000 // tests sign in often; the throttling test sets its own
+	cfg.WasmCache = fntest.CacheDir()
+	if b, err := os.ReadFile(filepath.Join(dir, "mantle.yaml")); err == nil && bytes.Contains(b, []byte("\nfunctions:")) {
+		fntest.Precompile(t, dir)
+	}
 	if set != nil {
 		set(&cfg)
 	}
@@ -109,6 +130,9 @@ func tryStart(t testing.TB, dir, data string, set func(*config.Config)) (*Server
 	if err := a.ApplyProject(ctx); err != nil {
 		a.Close()
 		return nil, err
+	}
+	if before != nil {
+		before(a)
 	}
 	if err := a.StartWorkers(ctx); err != nil {
 		a.Close()

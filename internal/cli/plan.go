@@ -55,7 +55,7 @@ func checkFunctions(ctx context.Context, cfg config.Config, defs []schema.Functi
 	if len(defs) == 0 {
 		return nil
 	}
-	errs := fn.Validate(ctx, cfg.Project, cfg.Data, defs)
+	errs := fn.Validate(ctx, cfg.Project, cfg.WasmCache, defs)
 	fmt.Fprintf(stdout, "\nFunctions:\n")
 	for _, d := range defs {
 		if err := errs[d.Name]; err != nil {

@@ -40,6 +40,10 @@ type Config struct {
 	// WebhookAllowPrivate lets webhooks call loopback and private
 	// addresses; off, such URLs are refused (SSRF guard).
 	WebhookAllowPrivate bool
+	// WasmCache is the folder of compiled function modules; default
+	// DATA/wasm-cache. Modules compiled by `mantle apply` load from it at
+	// warm speed.
+	WasmCache string
 	// SignInLimit is sign-in attempts per minute per IP address (default
 	// 20); an account gets half as many, sign-ups from an IP half as many.
 	SignInLimit int
@@ -58,6 +62,7 @@ const (
 	EnvSignIn         = "MANTLE_SIGNIN_LIMIT"
 	EnvPublicURL      = "MANTLE_PUBLIC_URL"
 	EnvKafka          = "MANTLE_KAFKA"
+	EnvWasmCache      = "MANTLE_WASM_CACHE"
 	EnvWebhookPrivate = "MANTLE_WEBHOOK_ALLOW_PRIVATE"
 )
 
@@ -80,6 +85,7 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	set(&c.LogLevel, EnvLogLevel)
 	set(&c.PublicURL, EnvPublicURL)
 	set(&c.Kafka, EnvKafka)
+	set(&c.WasmCache, EnvWasmCache)
 	if v := getenv(EnvWebhookPrivate); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -122,6 +128,7 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 func (c *Config) Flags(fs *flag.FlagSet, serve bool) {
 	fs.StringVar(&c.Project, "project", c.Project, "project folder (with mantle.yaml)")
 	fs.StringVar(&c.Data, "data", c.Data, "data folder (default PROJECT/mantle_data)")
+	fs.StringVar(&c.WasmCache, "wasm-cache", c.WasmCache, "folder of compiled function modules (default DATA/wasm-cache)")
 	if serve {
 		fs.StringVar(&c.HTTP, "http", c.HTTP, "HTTP listen address")
 		fs.Int64Var(&c.MaxBodyBytes, "max-body", c.MaxBodyBytes, "request body limit in bytes")
@@ -139,6 +146,9 @@ func (c *Config) Flags(fs *flag.FlagSet, serve bool) {
 func (c *Config) Validate() error {
 	if c.Data == "" {
 		c.Data = filepath.Join(c.Project, "mantle_data")
+	}
+	if c.WasmCache == "" {
+		c.WasmCache = filepath.Join(c.Data, "wasm-cache")
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
 		return fmt.Errorf("--http %q: want HOST:PORT, such as 127.0.0.1:8090", c.HTTP)

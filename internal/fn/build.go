@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 )
 
@@ -78,7 +77,3 @@ func buildEnv() []string {
 	}
 	return append(env, "GOOS=wasip1", "GOARCH=wasm", "CGO_ENABLED=0")
 }
-
-// CacheDir is where compiled modules are kept between runs, inside a
-// data folder.
-func CacheDir(dataDir string) string { return filepath.Join(dataDir, "wasm-cache") }

@@ -21,12 +21,11 @@ func (m *Manager) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	m.mu.RLock()
 	routes := m.routes
 	m.mu.RUnlock()
-	h, pattern := routes.Handler(r)
-	if pattern == "" {
+	if _, pattern := routes.Handler(r); pattern == "" {
 		gateway.WriteError(w, r, m.o.Log, mantle.Errorf(mantle.NotFound, "route.not_found", "no function route %s %s", r.Method, r.URL.Path))
 		return
 	}
-	h.ServeHTTP(w, r)
+	routes.ServeHTTP(w, r) // sets the path values of the route's wildcards
 }
 
 // dropped are result headers a function may not set.
@@ -66,7 +65,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, f *function) err
 	}
 	inv := &Invocation{Trigger: TriggerHTTP, Request: newRequest(r, body, params), Caller: callerOf(id)}
 	res, err := m.call(r.Context(), f, inv)
-	m.observe(Run{Function: f.def.Name, Trigger: TriggerHTTP, Err: err})
+	m.report(Run{Function: f.def.Name, Trigger: TriggerHTTP, Err: err})
 	if err != nil {
 		return errorFor(f.def.Name, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mantlehq/mantle"
@@ -34,12 +35,10 @@ type Options struct {
 	Engine     *engine.Engine
 	Hub        *eventlog.Hub
 	Log        *slog.Logger
-	DataDir    string // the compilation cache lives here; empty: in memory
+	CacheDir   string // the compilation cache; empty: in memory
 	ProjectDir string // module paths are relative to it
 	// AllowPrivate lets http.fetch reach loopback and private addresses.
 	AllowPrivate bool
-	// Observe, when set, is told of every finished call (tests).
-	Observe func(Run)
 	// Now is the clock of schedules; default time.Now.
 	Now func() time.Time
 }
@@ -59,6 +58,8 @@ type Manager struct {
 	o      Options
 	cache  wazero.CompilationCache
 	client *http.Client
+
+	observe atomic.Pointer[func(Run)]
 
 	mu     sync.RWMutex
 	funcs  map[string]*function
@@ -89,8 +90,8 @@ func New(o Options) *Manager {
 		o.Now = time.Now
 	}
 	var cache wazero.CompilationCache
-	if o.DataDir != "" {
-		if c, err := wazero.NewCompilationCacheWithDir(CacheDir(o.DataDir)); err == nil {
+	if o.CacheDir != "" {
+		if c, err := wazero.NewCompilationCacheWithDir(o.CacheDir); err == nil {
 			cache = c
 		} else {
 			o.Log.Warn("functions: no compilation cache on disk", "err", err)
@@ -106,12 +107,12 @@ func New(o Options) *Manager {
 	return &Manager{o: o, cache: cache, client: client, funcs: map[string]*function{}, routes: http.NewServeMux()}
 }
 
-// Validate builds and compiles each function's module into the data
-// folder's compilation cache and checks its ABI and limits, as `mantle
+// Validate builds and compiles each function's module into the
+// compilation cache and checks its ABI and limits, as `mantle
 // plan` and `mantle apply` do; it returns why each function that would
 // not load would not, by name.
-func Validate(ctx context.Context, projectDir, dataDir string, defs []schema.Function) map[string]error {
-	m := New(Options{ProjectDir: projectDir, DataDir: dataDir, Log: slog.New(slog.DiscardHandler)})
+func Validate(ctx context.Context, projectDir, cacheDir string, defs []schema.Function) map[string]error {
+	m := New(Options{ProjectDir: projectDir, CacheDir: cacheDir, Log: slog.New(slog.DiscardHandler)})
 	errs := map[string]error{}
 	for _, d := range defs {
 		mod, err := m.compile(ctx, d)
@@ -309,13 +310,23 @@ func (m *Manager) Invoke(ctx context.Context, name string, data json.RawMessage)
 		data = json.RawMessage("null")
 	}
 	res, err := m.call(ctx, f, &Invocation{Trigger: TriggerInvoke, Data: data, Caller: callerOf(mantle.IdentityFrom(ctx))})
-	m.observe(Run{Function: name, Trigger: TriggerInvoke, Err: err})
+	m.report(Run{Function: name, Trigger: TriggerInvoke, Err: err})
 	return res, err
 }
 
-func (m *Manager) observe(r Run) {
-	if m.o.Observe != nil {
-		m.o.Observe(r)
+// OnRun sets a function told of every finished call (tests, metrics);
+// nil removes it.
+func (m *Manager) OnRun(f func(Run)) {
+	if f == nil {
+		m.observe.Store(nil)
+		return
+	}
+	m.observe.Store(&f)
+}
+
+func (m *Manager) report(r Run) {
+	if f := m.observe.Load(); f != nil {
+		(*f)(r)
 	}
 }
 

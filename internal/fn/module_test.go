@@ -4,13 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/mantlehq/mantle/internal/fn/fntest"
 	"github.com/tetratelabs/wazero"
 )
 
@@ -45,9 +44,9 @@ func guest(t testing.TB, style Style) []byte {
 }
 
 func testCache(t testing.TB) wazero.CompilationCache {
+	fntest.Precompile(t, "testdata")
 	cacheOnce.Do(func() {
-		dir := filepath.Join(os.TempDir(), "mantle-test-wasm-cache")
-		c, err := wazero.NewCompilationCacheWithDir(dir)
+		c, err := wazero.NewCompilationCacheWithDir(fntest.CacheDir())
 		if err != nil {
 			t.Fatal(err)
 		}

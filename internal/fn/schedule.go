@@ -112,7 +112,7 @@ func (m *Manager) tick(ctx context.Context, f *function, st *scheduleState, at t
 	if ctx.Err() != nil {
 		return // stopped mid-tick: not recorded, so a catch-up can run it
 	}
-	m.observe(Run{Function: f.def.Name, Trigger: TriggerSchedule, Tick: at, Err: err, Duration: time.Since(start)})
+	m.report(Run{Function: f.def.Name, Trigger: TriggerSchedule, Tick: at, Err: err, Duration: time.Since(start)})
 	m.saveTick(ctx, f, st, at)
 }
 

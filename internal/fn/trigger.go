@@ -43,7 +43,7 @@ func (m *Manager) startTrigger(ctx context.Context, f *function) error {
 		inv := &Invocation{Trigger: TriggerEvent, Event: json.RawMessage(ev.JSON()), Attempt: attempt, Caller: Caller{ID: ev.Actor}}
 		start := time.Now()
 		_, err := m.call(ctx, f, inv)
-		m.observe(Run{Function: f.def.Name, Trigger: TriggerEvent, Seq: ev.Seq, Err: err, Duration: time.Since(start)})
+		m.report(Run{Function: f.def.Name, Trigger: TriggerEvent, Seq: ev.Seq, Err: err, Duration: time.Since(start)})
 		return err
 	}
 	c, err := consumer.Start(ctx, consumer.Spec{Name: f.def.Name, Kind: KindTrigger, Match: match, Handle: handle,

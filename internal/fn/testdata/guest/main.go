@@ -29,6 +29,14 @@ func handle(inv *mantle.Invocation) (*mantle.Result, error) {
 		Query mantle.Query    `json:"query"`
 		URL   string          `json:"url"`
 	}
+	if inv.Event != nil { // an event trigger: fail on notes titled "fail"
+		var note struct{ Title string }
+		inv.Event.Record(&note)
+		if note.Title == "fail" {
+			return nil, fmt.Errorf("refusing note %d (attempt %d)", inv.Event.Seq, inv.Attempt)
+		}
+		return nil, nil
+	}
 	if len(inv.Data) > 0 {
 		if err := json.Unmarshal(inv.Data, &in); err != nil {
 			return nil, err

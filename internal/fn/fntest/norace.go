@@ -1,0 +1,5 @@
+//go:build !race
+
+package fntest
+
+const raceEnabled = false
