@@ -28,7 +28,6 @@ func start(t *testing.T, data string) (*apptest.Server, chan fn.Run) {
 	return s, runs
 }
 
-
 func TestHTTPFunction(t *testing.T) {
 	s, _ := start(t, t.TempDir())
 	_, user := s.User("ann@example.com")
