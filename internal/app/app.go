@@ -52,6 +52,12 @@ func (a *App) StartWorkers(ctx context.Context) error {
 		return err
 	}
 	a.Funcs.Load(ctx, a.functions) // errors are kept per function
+	if a.Config.BenchNative {
+		twin := schema.Function{Name: "native_echo", Module: "(native)", HTTP: &schema.Route{Method: "POST", Path: "/fn/native/echo"}, Allow: "true"}
+		if err := a.Funcs.AddNative(twin, fn.NativeEcho); err != nil {
+			return err
+		}
+	}
 	return a.Funcs.Start(ctx)
 }
 

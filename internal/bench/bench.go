@@ -104,6 +104,7 @@ type runner struct {
 // Run runs the workloads and returns their results.
 func Run(ctx context.Context, o Options) ([]*Result, error) {
 	o.defaults()
+	o.Workloads = expandFunctions(o.Workloads)
 	tr := &http.Transport{
 		MaxIdleConns: o.Concurrency * 2, MaxIdleConnsPerHost: o.Concurrency * 2,
 		DialContext: (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -134,13 +135,17 @@ func Run(ctx context.Context, o Options) ([]*Result, error) {
 			res, err = r.realtime(ctx)
 		case "kafka":
 			res, err = r.kafkaRead(ctx)
+		case "fn-wasm", "fn-native":
+			res, err = r.closedLoop(ctx, w)
+		case "fn-trigger":
+			res, err = r.fnTrigger(ctx)
 		case "login":
 			if err = r.rulesSetup(ctx); err == nil {
 				res, err = r.loginWorkload(ctx)
 			}
 		default:
 			if !ruleWorkloads[w] {
-				return nil, fmt.Errorf("unknown workload %q: use create, get, list, mixed, realtime, get-open, get-owned, list-open, list-owned or login", w)
+				return nil, fmt.Errorf("unknown workload %q: use create, get, list, mixed, realtime, kafka, functions, get-open, get-owned, list-open, list-owned or login", w)
 			}
 			if err = r.rulesSetup(ctx); err == nil {
 				res, err = r.closedLoop(ctx, w)
@@ -229,7 +234,7 @@ func (r *runner) preload(ctx context.Context) error {
 
 func needsPosts(ws []string) bool {
 	for _, w := range ws {
-		if !ruleWorkloads[w] && w != "kafka" {
+		if !ruleWorkloads[w] && !fnWorkloads[w] && w != "kafka" {
 			return true
 		}
 	}
@@ -241,6 +246,9 @@ func needsPosts(ws []string) bool {
 func (r *runner) one(c *conn, w string) bool {
 	if ruleWorkloads[w] {
 		return r.ruleRequest(c, w)
+	}
+	if fnWorkloads[w] {
+		return r.fnRequest(c, w)
 	}
 	if w == "mixed" {
 		switch x := rand.IntN(10); {

@@ -20,6 +20,10 @@ type Result struct {
 	Expected       int
 	Delivered      int
 	WriteLatencies []time.Duration // sorted: from when each write was due to its answer
+	// Quantiles, for results whose latencies were measured elsewhere (the
+	// server): percentile → latency, used when Latencies is empty.
+	Quantiles map[float64]time.Duration
+	Note      string // printed in the notes column
 }
 
 // RPS is requests per second.
@@ -31,7 +35,12 @@ func (r *Result) RPS() float64 {
 }
 
 // Percentile returns the p-th percentile latency (0 < p <= 100).
-func (r *Result) Percentile(p float64) time.Duration { return percentile(r.Latencies, p) }
+func (r *Result) Percentile(p float64) time.Duration {
+	if len(r.Latencies) == 0 && r.Quantiles != nil {
+		return r.Quantiles[p]
+	}
+	return percentile(r.Latencies, p)
+}
 
 func percentile(sorted []time.Duration, p float64) time.Duration {
 	if len(sorted) == 0 {
@@ -61,7 +70,7 @@ func Print(w io.Writer, results []*Result) {
 	fmt.Fprintln(w, "| target | workload | requests | errors | req/s | p50 ms | p90 ms | p99 ms | notes |")
 	fmt.Fprintln(w, "|---|---|---:|---:|---:|---:|---:|---:|---|")
 	for _, r := range results {
-		notes := ""
+		notes := r.Note
 		if r.Workload == "kafka" {
 			notes = "events read over the Kafka protocol by franz-go, first offset to last (req/s = events/s)"
 		}

@@ -72,7 +72,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		bo.URL, bo.Target, bo.Token = url, "baseline", ""
 		bo.Workloads = nil
 		for _, w := range o.Workloads {
-			if w != "realtime" && w != "login" && w != "kafka" && !strings.HasSuffix(w, "-owned") && !strings.HasSuffix(w, "-open") {
+			if w != "realtime" && w != "login" && w != "kafka" && w != "functions" && !strings.HasPrefix(w, "fn-") && !strings.HasSuffix(w, "-owned") && !strings.HasSuffix(w, "-open") {
 				bo.Workloads = append(bo.Workloads, w)
 			}
 		}

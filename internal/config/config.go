@@ -44,6 +44,10 @@ type Config struct {
 	// DATA/wasm-cache. Modules compiled by `mantle apply` load from it at
 	// warm speed.
 	WasmCache string
+	// BenchNative mounts POST /fn/native/echo, a Go twin of the bench
+	// project's echo function, for `mantle bench --workload functions`
+	// (MANTLE_BENCH_NATIVE=1).
+	BenchNative bool
 	// SignInLimit is sign-in attempts per minute per IP address (default
 	// 20); an account gets half as many, sign-ups from an IP half as many.
 	SignInLimit int
@@ -63,6 +67,7 @@ const (
 	EnvPublicURL      = "MANTLE_PUBLIC_URL"
 	EnvKafka          = "MANTLE_KAFKA"
 	EnvWasmCache      = "MANTLE_WASM_CACHE"
+	EnvBenchNative    = "MANTLE_BENCH_NATIVE"
 	EnvWebhookPrivate = "MANTLE_WEBHOOK_ALLOW_PRIVATE"
 )
 
@@ -86,6 +91,7 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	set(&c.PublicURL, EnvPublicURL)
 	set(&c.Kafka, EnvKafka)
 	set(&c.WasmCache, EnvWasmCache)
+	c.BenchNative = getenv(EnvBenchNative) == "1"
 	if v := getenv(EnvWebhookPrivate); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {

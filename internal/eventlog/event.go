@@ -43,11 +43,16 @@ type Event struct {
 	Actor      string          // the identity that caused it; empty when anonymous
 	Data       json.RawMessage // the CloudEvents data
 
-	encoded []byte // the CloudEvents JSON, set once by Hub.Publish
-	sse     atomic.Pointer[[]byte]
-	record  atomic.Pointer[parsed]
-	memo    sync.Map // string → bool, see Memo
+	encoded   []byte    // the CloudEvents JSON, set once by Hub.Publish
+	published time.Time // when Hub.Publish had it: right after its commit
+	sse       atomic.Pointer[[]byte]
+	record    atomic.Pointer[parsed]
+	memo      sync.Map // string → bool, see Memo
 }
+
+// Published returns when the hub was given the event, right after its
+// transaction committed; zero for an event read from the store.
+func (e *Event) Published() time.Time { return e.published }
 
 // Memo returns the answer to a question about this event, computing it
 // with fn the first time key is asked. Subscribers that ask the same

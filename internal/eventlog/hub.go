@@ -86,10 +86,12 @@ func (h *Hub) Publish(evs []*Event) {
 	if len(evs) == 0 {
 		return
 	}
+	now := time.Now()
 	for _, e := range evs {
 		if e.encoded == nil {
 			e.encoded = e.AppendJSON(nil)
 		}
+		e.published = now
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -103,7 +105,7 @@ func (h *Hub) Publish(evs []*Event) {
 		h.pending = true
 		return
 	}
-	h.schedule(time.Now())
+	h.schedule(now)
 }
 
 // schedule starts a wave now, or when the gap since the last one is over.

@@ -40,7 +40,7 @@ func (m *Manager) httpHandler(f *function) http.Handler {
 }
 
 func (m *Manager) serve(w http.ResponseWriter, r *http.Request, f *function) error {
-	if f.mod == nil {
+	if f.mod == nil && f.native == nil {
 		return &mantle.Error{Code: mantle.Unavailable, Reason: "fn.not_loaded", Message: fmt.Sprintf("function %s did not load; GET /api/functions says why", f.def.Name)}
 	}
 	id := mantle.IdentityFrom(r.Context())

@@ -56,7 +56,7 @@ type stats struct {
 	mu       sync.Mutex
 	calls    int64
 	failures int64
-	recent   []time.Duration // ring of the last 1000
+	recent   []time.Duration // ring of the last 10,000
 	at       int
 }
 
@@ -67,7 +67,7 @@ func (s *stats) record(d time.Duration, err error) {
 	if err != nil {
 		s.failures++
 	}
-	if len(s.recent) < 1000 {
+	if len(s.recent) < 10_000 {
 		s.recent = append(s.recent, d)
 	} else {
 		s.recent[s.at] = d
@@ -76,13 +76,23 @@ func (s *stats) record(d time.Duration, err error) {
 }
 
 func (s *stats) snapshot() (calls, failures int64, p50, p99 float64) {
+	calls, failures, q := s.quantiles(0.5, 0.99)
+	return calls, failures, q[0], q[1]
+}
+
+// quantiles returns the counts and quantiles of the recent durations, in
+// milliseconds.
+func (s *stats) quantiles(qs ...float64) (calls, failures int64, out []float64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	out = make([]float64, len(qs))
 	if len(s.recent) == 0 {
-		return s.calls, s.failures, 0, 0
+		return s.calls, s.failures, out
 	}
 	d := slices.Clone(s.recent)
 	slices.Sort(d)
-	ms := func(q float64) float64 { return float64(d[int(q*float64(len(d)-1))].Microseconds()) / 1000 }
-	return s.calls, s.failures, ms(0.5), ms(0.99)
+	for i, q := range qs {
+		out[i] = float64(d[int(q*float64(len(d)-1))].Microseconds()) / 1000
+	}
+	return s.calls, s.failures, out
 }

@@ -79,6 +79,8 @@ type function struct {
 	consumer *consumer.Consumer // guarded by Manager.mu
 	sched    *scheduleState     // guarded by Manager.mu
 	stats    stats
+	lag      stats                                                // event triggers: from commit to the start of the call
+	native   func(ctx context.Context, in []byte) ([]byte, error) // a Go twin, for benchmarks
 }
 
 // New returns a manager with no functions; see Load and Start.
@@ -272,7 +274,7 @@ func (m *Manager) function(name string) (*function, error) {
 
 // call runs f on inv and records the outcome in its log and stats.
 func (m *Manager) call(ctx context.Context, f *function, inv *Invocation) (*Result, error) {
-	if f.mod == nil {
+	if f.mod == nil && f.native == nil {
 		return nil, &mantle.Error{Code: mantle.Unavailable, Reason: "fn.not_loaded", Message: fmt.Sprintf("function %s did not load: %v", f.def.Name, f.loadErr)}
 	}
 	inv.ABI, inv.Function, inv.Env = ABIVersion, f.def.Name, f.def.Env
@@ -282,7 +284,12 @@ func (m *Manager) call(ctx context.Context, f *function, inv *Invocation) (*Resu
 	}
 	tag := inv.Trigger
 	start := time.Now()
-	out, err := f.mod.Call(ctx, in, f.host, func(level int, msg string) { f.logs.add(level, tag, msg) })
+	var out []byte
+	if f.native != nil {
+		out, err = f.native(ctx, in)
+	} else {
+		out, err = f.mod.Call(ctx, in, f.host, func(level int, msg string) { f.logs.add(level, tag, msg) })
+	}
 	d := time.Since(start)
 	f.stats.record(d, err)
 	if err == nil {
@@ -332,19 +339,25 @@ func (m *Manager) report(r Run) {
 
 // Status is a function as GET /api/functions lists it.
 type Status struct {
-	Name     string           `json:"name"`
-	Module   string           `json:"module"`
-	Style    Style            `json:"style,omitempty"`
-	Loaded   bool             `json:"loaded"`
-	Error    string           `json:"error,omitempty"`
-	HTTP     string           `json:"http,omitempty"`
-	On       []string         `json:"on,omitempty"`
-	Cron     string           `json:"cron,omitempty"`
-	Limits   map[string]any   `json:"limits"`
-	Calls    int64            `json:"calls"`
-	Failures int64            `json:"failures"`
-	P50ms    float64          `json:"p50ms"`
-	P99ms    float64          `json:"p99ms"`
+	Name     string         `json:"name"`
+	Module   string         `json:"module"`
+	Style    Style          `json:"style,omitempty"`
+	Loaded   bool           `json:"loaded"`
+	Error    string         `json:"error,omitempty"`
+	HTTP     string         `json:"http,omitempty"`
+	On       []string       `json:"on,omitempty"`
+	Cron     string         `json:"cron,omitempty"`
+	Limits   map[string]any `json:"limits"`
+	Calls    int64          `json:"calls"`
+	Failures int64          `json:"failures"`
+	P50ms    float64        `json:"p50ms"`
+	P99ms    float64        `json:"p99ms"`
+	// LagP50ms… are event triggers' delay from commit to the start of
+	// the call, over the last 10,000 events; LagCount counts them all.
+	LagCount int64            `json:"triggerLagCount,omitempty"`
+	LagP50ms float64          `json:"triggerLagP50ms,omitempty"`
+	LagP90ms float64          `json:"triggerLagP90ms,omitempty"`
+	LagP99ms float64          `json:"triggerLagP99ms,omitempty"`
 	Trigger  *consumer.Status `json:"trigger,omitempty"`
 	Schedule *ScheduleStatus  `json:"schedule,omitempty"`
 }
@@ -356,7 +369,7 @@ func (m *Manager) Statuses() []Status {
 	funcs := m.list()
 	out := make([]Status, 0, len(funcs))
 	for _, f := range funcs {
-		s := Status{Name: f.def.Name, Module: f.def.Module, Loaded: f.mod != nil, Cron: f.def.Cron}
+		s := Status{Name: f.def.Name, Module: f.def.Module, Loaded: f.mod != nil || f.native != nil, Cron: f.def.Cron}
 		if f.loadErr != nil {
 			s.Error = f.loadErr.Error()
 		}
@@ -373,6 +386,9 @@ func (m *Manager) Statuses() []Status {
 				"instances": l.MaxInstances, "warm": l.Warm}
 		}
 		s.Calls, s.Failures, s.P50ms, s.P99ms = f.stats.snapshot()
+		var q []float64
+		s.LagCount, _, q = f.lag.quantiles(0.5, 0.9, 0.99)
+		s.LagP50ms, s.LagP90ms, s.LagP99ms = q[0], q[1], q[2]
 		if f.consumer != nil {
 			st := f.consumer.Status()
 			s.Trigger = &st
@@ -466,3 +482,41 @@ func errorFor(name string, err error) error {
 // timeout is 504 fn.timeout, a trap 500 fn.trap, a failure the function
 // reported 500 fn.error with its message.
 func (m *Manager) HTTPError(name string, err error) error { return errorFor(name, err) }
+
+// AddNative adds a function implemented in Go with the same invocation
+// and result JSON as a module: the native twin `mantle bench` compares a
+// WebAssembly function with (MANTLE_BENCH_NATIVE=1). It replaces a
+// function of the same name and mounts its route.
+func (m *Manager) AddNative(d schema.Function, h func(ctx context.Context, in []byte) ([]byte, error)) error {
+	f := &function{def: d, logs: newLogRing(1000), native: h}
+	var err error
+	if f.allow, err = policy.CompileCaller("function "+d.Name, d.Allow); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.funcs[d.Name] = f
+	if d.HTTP != nil {
+		m.routes.Handle(d.HTTP.Method+" "+d.HTTP.Path, m.httpHandler(f))
+	}
+	return nil
+}
+
+// NativeEcho is the Go twin of the bench echo function
+// (examples/bench/functions/echo): it decodes the invocation and the
+// request's JSON body and answers them back.
+func NativeEcho(_ context.Context, in []byte) ([]byte, error) {
+	var inv Invocation
+	if err := json.Unmarshal(in, &inv); err != nil {
+		return nil, err
+	}
+	var body any
+	if inv.Request != nil {
+		json.Unmarshal([]byte(inv.Request.Body), &body)
+	}
+	out, err := json.Marshal(map[string]any{"function": inv.Function, "caller": inv.Caller.ID, "echo": body})
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(Result{Status: 200, JSON: out})
+}

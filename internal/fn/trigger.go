@@ -40,6 +40,9 @@ func (m *Manager) startTrigger(ctx context.Context, f *function) error {
 		return false
 	}
 	handle := func(ctx context.Context, ev *eventlog.Event, attempt int) error {
+		if p := ev.Published(); attempt == 1 && !p.IsZero() {
+			f.lag.record(time.Since(p), nil) // commit to the start of the call
+		}
 		inv := &Invocation{Trigger: TriggerEvent, Event: json.RawMessage(ev.JSON()), Attempt: attempt, Caller: Caller{ID: ev.Actor}}
 		start := time.Now()
 		_, err := m.call(ctx, f, inv)

@@ -45,6 +45,8 @@ func handle(inv *mantle.Invocation) (*mantle.Result, error) {
 		inv.Request.JSON(&in)
 	}
 	switch in.Do {
+	case "noop":
+		return nil, nil
 	case "echo", "":
 		return mantle.JSON(200, map[string]any{"invocation": inv, "calls": calls, "env": os.Getenv("GREETING")})
 	case "fail":

@@ -1,0 +1,112 @@
+package fn
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+)
+
+// The Go benchmarks of docs/BENCHMARKS.md ("Functions"): a 3.4 MB Go
+// guest (testdata/guest) and a minimal hand-made module.
+
+var benchInput = func() []byte {
+	b, _ := json.Marshal(map[string]any{"abi": 1, "function": "guest", "trigger": "invoke", "data": json.RawMessage(`{"do":"noop"}`)})
+	return b
+}()
+
+func quiet(int, string) {}
+
+// BenchmarkWarmCall is one call of a reused reactor instance.
+func BenchmarkWarmCall(b *testing.B) {
+	m := compile(b, Reactor, Limits{})
+	ctx := context.Background()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := m.Call(ctx, benchInput, nil, quiet); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkColdStart is a fresh instance and one call: a command.
+func BenchmarkColdStart(b *testing.B) {
+	m := compile(b, Command, Limits{})
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := m.Call(ctx, benchInput, nil, quiet); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMinimalColdStart is a fresh instance and one call of the
+// smallest module of the ABI.
+func BenchmarkMinimalColdStart(b *testing.B) {
+	m, err := Compile(context.Background(), nil, "minimal", minimal(), nil, Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close(context.Background())
+	ctx := context.Background()
+	for b.Loop() {
+		if _, err := m.Call(ctx, nil, nil, quiet); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCompile compiles the Go guest without a cache and from a
+// warm file cache.
+func BenchmarkCompile(b *testing.B) {
+	wasm := guest(b, Reactor)
+	ctx := context.Background()
+	for _, cached := range []bool{false, true} {
+		b.Run(fmt.Sprintf("cached=%v", cached), func(b *testing.B) {
+			dir := b.TempDir()
+			if cached {
+				c, _ := wazero.NewCompilationCacheWithDir(dir)
+				m, err := Compile(ctx, c, "guest", wasm, nil, Limits{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				m.Close(ctx)
+				c.Close(ctx)
+			}
+			for b.Loop() {
+				var c wazero.CompilationCache
+				if cached {
+					c, _ = wazero.NewCompilationCacheWithDir(dir)
+				} else {
+					c = wazero.NewCompilationCache()
+				}
+				m, err := Compile(ctx, c, "guest", wasm, nil, Limits{Warm: 1})
+				if err != nil {
+					b.Fatal(err)
+				}
+				m.Close(ctx)
+				c.Close(ctx)
+			}
+		})
+	}
+}
+
+// TestMemoryPerInstance reports the linear memory of a live reactor
+// instance after a call (not an assertion: a number for the docs).
+func TestMemoryPerInstance(t *testing.T) {
+	if os.Getenv("MANTLE_BENCH_REPORT") == "" {
+		t.Skip("set MANTLE_BENCH_REPORT=1 to print the memory of an instance")
+	}
+	m := compile(t, Reactor, Limits{})
+	if _, err := m.Call(context.Background(), benchInput, nil, quiet); err != nil {
+		t.Fatal(err)
+	}
+	in := <-m.idle
+	t.Logf("a live reactor instance of the Go guest: %d KiB of linear memory", in.mod.Memory().Size()>>10)
+	m.idle <- in
+	_ = time.Now
+}
