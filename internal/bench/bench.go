@@ -135,7 +135,7 @@ func Run(ctx context.Context, o Options) ([]*Result, error) {
 			res, err = r.realtime(ctx)
 		case "kafka":
 			res, err = r.kafkaRead(ctx)
-		case "fn-wasm", "fn-native":
+		case "fn-wasm", "fn-native", "fn-wasm-decode", "fn-native-decode":
 			res, err = r.closedLoop(ctx, w)
 		case "fn-trigger":
 			res, err = r.fnTrigger(ctx)

@@ -14,13 +14,16 @@ import (
 // The functions workloads (docs/BENCHMARKS.md, "Functions"), against the
 // bench project served with MANTLE_BENCH_NATIVE=1:
 //
-//   - fn-wasm: POST /fn/echo, the echo function (a Go guest, a reactor);
+//   - fn-wasm: POST /fn/echo, the echo function (a Go guest, a reactor),
+//     which answers the JSON body back as it is;
 //   - fn-native: POST /fn/native/echo, its twin written in Go inside
 //     Mantle, through the same gateway, rule and invocation JSON;
+//   - fn-wasm-decode, fn-native-decode: the same with ?decode=1, which
+//     decodes the body with encoding/json and encodes an answer;
 //   - fn-trigger: o.Rate creates per second on items for o.Duration; the
 //     sink function's trigger lag (commit to call start) as the server
 //     measures it, and whether every event reached it.
-var fnWorkloads = map[string]bool{"fn-wasm": true, "fn-native": true, "fn-trigger": true}
+var fnWorkloads = map[string]bool{"fn-wasm": true, "fn-native": true, "fn-wasm-decode": true, "fn-native-decode": true, "fn-trigger": true}
 
 // expandFunctions turns "functions" into its parts, the HTTP pair twice
 // interleaved so that a drifting machine favours neither.
@@ -28,7 +31,7 @@ func expandFunctions(ws []string) []string {
 	var out []string
 	for _, w := range ws {
 		if w == "functions" {
-			out = append(out, "fn-native", "fn-wasm", "fn-native", "fn-wasm", "fn-trigger")
+			out = append(out, "fn-native", "fn-wasm", "fn-native", "fn-wasm", "fn-native-decode", "fn-wasm-decode", "fn-trigger")
 			continue
 		}
 		out = append(out, w)
@@ -40,8 +43,11 @@ var fnBody = []byte(`{"account":"acc_1","amount":120.5,"country":"NL","note":"a 
 
 func (r *runner) fnRequest(c *conn, w string) bool {
 	path := "/fn/echo"
-	if w == "fn-native" {
+	if strings.HasPrefix(w, "fn-native") {
 		path = "/fn/native/echo"
+	}
+	if strings.HasSuffix(w, "-decode") {
+		path += "?decode=1"
 	}
 	status, _, err := c.do("POST", path, fnBody)
 	return err == nil && status == 200

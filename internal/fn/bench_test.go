@@ -110,3 +110,35 @@ func TestMemoryPerInstance(t *testing.T) {
 	m.idle <- in
 	_ = time.Now
 }
+
+// BenchmarkEchoGuest is one warm call of the bench project's echo
+// function (examples/bench/functions/echo) on an HTTP invocation, as
+// `mantle bench --workload functions` sends it.
+func BenchmarkEchoGuest(b *testing.B) {
+	wasm, err := BuildGo(context.Background(), "../../examples/bench/functions/echo", Reactor)
+	if err != nil {
+		b.Fatal(err)
+	}
+	in, _ := json.Marshal(Invocation{ABI: 1, Function: "echo", Trigger: TriggerHTTP, Request: &Request{Method: "POST", Path: "/fn/echo",
+		Headers: map[string]string{"Content-Type": "application/json", "User-Agent": "mantle-bench"},
+		Body:    `{"account":"acc_1","amount":120.5,"country":"NL","note":"a benchmark payment"}`}})
+	for _, gogc := range []string{""} {
+		b.Run("GOGC="+gogc, func(b *testing.B) {
+			env := map[string]string{}
+			if gogc != "" {
+				env["GOGC"] = gogc
+			}
+			m, err := Compile(context.Background(), testCache(b), "echo", wasm, env, Limits{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer m.Close(context.Background())
+			ctx := context.Background()
+			for b.Loop() {
+				if _, err := m.Call(ctx, in, nil, quiet); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -385,14 +385,14 @@ func (m *Manager) Statuses() []Status {
 			s.Limits = map[string]any{"timeout": l.Timeout.String(), "memoryBytes": l.MemoryBytes, "maxOutput": l.MaxOutput,
 				"instances": l.MaxInstances, "warm": l.Warm}
 		}
+		if f.consumer != nil { // before the counts, which lead it: a reader never sees the cursor ahead of them
+			st := f.consumer.Status()
+			s.Trigger = &st
+		}
 		s.Calls, s.Failures, s.P50ms, s.P99ms = f.stats.snapshot()
 		var q []float64
 		s.LagCount, _, q = f.lag.quantiles(0.5, 0.9, 0.99)
 		s.LagP50ms, s.LagP90ms, s.LagP99ms = q[0], q[1], q[2]
-		if f.consumer != nil {
-			st := f.consumer.Status()
-			s.Trigger = &st
-		}
 		s.Schedule = f.schedule()
 		out = append(out, s)
 	}
@@ -503,18 +503,28 @@ func (m *Manager) AddNative(d schema.Function, h func(ctx context.Context, in []
 }
 
 // NativeEcho is the Go twin of the bench echo function
-// (examples/bench/functions/echo): it decodes the invocation and the
-// request's JSON body and answers them back.
+// (examples/bench/functions/echo): it answers the request's JSON body as
+// it is, or with ?decode=1 decoded and encoded again with the caller.
 func NativeEcho(_ context.Context, in []byte) ([]byte, error) {
 	var inv Invocation
 	if err := json.Unmarshal(in, &inv); err != nil {
 		return nil, err
 	}
-	var body any
-	if inv.Request != nil {
-		json.Unmarshal([]byte(inv.Request.Body), &body)
+	if inv.Request == nil {
+		return json.Marshal(Result{Status: 400, Body: "send JSON"})
 	}
-	out, err := json.Marshal(map[string]any{"function": inv.Function, "caller": inv.Caller.ID, "echo": body})
+	body := []byte(inv.Request.Body)
+	if !strings.Contains(inv.Request.Query, "decode=1") {
+		if !json.Valid(body) {
+			return json.Marshal(Result{Status: 400, Body: "send JSON"})
+		}
+		return json.Marshal(Result{Status: 200, JSON: body})
+	}
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return json.Marshal(Result{Status: 400, Body: "send JSON"})
+	}
+	out, err := json.Marshal(map[string]any{"function": inv.Function, "caller": inv.Caller.ID, "echo": v})
 	if err != nil {
 		return nil, err
 	}

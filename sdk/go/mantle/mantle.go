@@ -134,6 +134,9 @@ type Handler func(*Invocation) (*Result, error)
 
 var handler Handler
 
+// outBuf is reused for the result between calls of a reactor.
+var outBuf = make([]byte, 0, 4096)
+
 // Handle registers the function's handler. Call it from init, so that it
 // is set in a reactor module, whose main never runs.
 func Handle(h Handler) { handler = h }
@@ -172,7 +175,7 @@ func handle() (code int) {
 		return 1
 	}
 	var inv Invocation
-	if err := json.Unmarshal(readInput(), &inv); err != nil {
+	if err := decodeInvocation(readInput(), &inv); err != nil {
 		writeError("mantle: the invocation is not JSON: " + err.Error())
 		return 1
 	}
@@ -184,12 +187,11 @@ func handle() (code int) {
 	if res == nil {
 		res = &Result{}
 	}
-	b, err := json.Marshal(res)
-	if err != nil {
-		writeError("mantle: encode the result: " + err.Error())
+	if len(res.JSON) > 0 && !json.Valid(res.JSON) {
+		writeError("mantle: the result's JSON is not valid JSON")
 		return 1
 	}
-	if err := writeOutput(b); err != nil {
+	if err := writeOutput(appendResult(outBuf[:0], res)); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -1,10 +1,13 @@
-// Command echo is the benchmark's HTTP function: it decodes the request's
-// JSON body and answers it back with the caller, as its native twin
-// (fn.NativeEcho, POST /fn/native/echo) does in Go.
+// Command echo is the benchmark's HTTP function. It answers the request's
+// JSON body back: as it is (checked to be JSON), or, with ?decode=1,
+// decoded and encoded again with encoding/json together with the caller.
+// Its native twin (fn.NativeEcho, POST /fn/native/echo) does the same in
+// Go inside Mantle.
 package main
 
 import (
 	"encoding/json"
+	"strings"
 
 	"github.com/mantlehq/mantle/sdk/go/mantle"
 )
@@ -14,9 +17,16 @@ func init() { mantle.Handle(echo) }
 func main() { mantle.Main() }
 
 func echo(inv *mantle.Invocation) (*mantle.Result, error) {
-	var body any
-	if inv.Request != nil {
-		json.Unmarshal(inv.Request.Bytes(), &body)
+	body := inv.Request.Bytes()
+	if !strings.Contains(inv.Request.Query, "decode=1") {
+		if !json.Valid(body) {
+			return mantle.Text(400, "send JSON"), nil
+		}
+		return &mantle.Result{Status: 200, JSON: body}, nil
 	}
-	return mantle.JSON(200, map[string]any{"function": inv.Function, "caller": inv.Caller.ID, "echo": body})
+	var v any
+	if err := json.Unmarshal(body, &v); err != nil {
+		return mantle.Text(400, "send JSON"), nil
+	}
+	return mantle.JSON(200, map[string]any{"function": inv.Function, "caller": inv.Caller.ID, "echo": v})
 }
