@@ -77,7 +77,7 @@ type function struct {
 	host     *EngineHost
 	logs     *logRing
 	consumer *consumer.Consumer // guarded by Manager.mu
-	sched    *scheduleState     // guarded by Manager.mu
+	sched    *consumer.Schedule // guarded by Manager.mu
 	stats    stats
 	lag      stats                                                // event triggers: from commit to the start of the call
 	native   func(ctx context.Context, in []byte) ([]byte, error) // a Go twin, for benchmarks
@@ -354,12 +354,12 @@ type Status struct {
 	P99ms    float64        `json:"p99ms"`
 	// LagP50ms… are event triggers' delay from commit to the start of
 	// the call, over the last 10,000 events; LagCount counts them all.
-	LagCount int64            `json:"triggerLagCount,omitempty"`
-	LagP50ms float64          `json:"triggerLagP50ms,omitempty"`
-	LagP90ms float64          `json:"triggerLagP90ms,omitempty"`
-	LagP99ms float64          `json:"triggerLagP99ms,omitempty"`
-	Trigger  *consumer.Status `json:"trigger,omitempty"`
-	Schedule *ScheduleStatus  `json:"schedule,omitempty"`
+	LagCount int64                    `json:"triggerLagCount,omitempty"`
+	LagP50ms float64                  `json:"triggerLagP50ms,omitempty"`
+	LagP90ms float64                  `json:"triggerLagP90ms,omitempty"`
+	LagP99ms float64                  `json:"triggerLagP99ms,omitempty"`
+	Trigger  *consumer.Status         `json:"trigger,omitempty"`
+	Schedule *consumer.ScheduleStatus `json:"schedule,omitempty"`
 }
 
 // Statuses lists the functions by name.
@@ -393,7 +393,10 @@ func (m *Manager) Statuses() []Status {
 		var q []float64
 		s.LagCount, _, q = f.lag.quantiles(0.5, 0.9, 0.99)
 		s.LagP50ms, s.LagP90ms, s.LagP99ms = q[0], q[1], q[2]
-		s.Schedule = f.schedule()
+		if f.sched != nil {
+			st := f.sched.Status()
+			s.Schedule = &st
+		}
 		out = append(out, s)
 	}
 	return out
