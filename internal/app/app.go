@@ -16,6 +16,7 @@ import (
 	"github.com/mantlehq/mantle/internal/api/realtime"
 	"github.com/mantlehq/mantle/internal/api/rest"
 	"github.com/mantlehq/mantle/internal/api/webhook"
+	"github.com/mantlehq/mantle/internal/automation"
 	"github.com/mantlehq/mantle/internal/auth"
 	"github.com/mantlehq/mantle/internal/config"
 	"github.com/mantlehq/mantle/internal/engine"
@@ -38,6 +39,7 @@ type App struct {
 	Auth   *auth.Service
 	Hooks  *webhook.Manager
 	Funcs  *fn.Manager
+	Autos  *automation.Manager
 
 	webhooks  []schema.Webhook  // of the applied project, started by StartWorkers
 	functions []schema.Function // of the applied project, loaded by StartWorkers
@@ -58,7 +60,10 @@ func (a *App) StartWorkers(ctx context.Context) error {
 			return err
 		}
 	}
-	return a.Funcs.Start(ctx)
+	if err := a.Funcs.Start(ctx); err != nil {
+		return err
+	}
+	return a.Autos.Start(ctx)
 }
 
 // Open opens the data directory and builds the engine. It does not load
@@ -94,7 +99,8 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	}
 	hooks := webhook.NewManager(webhook.Options{Engine: eng, Hub: hub, Log: log, DataDir: cfg.Data, AllowPrivate: cfg.WebhookAllowPrivate})
 	funcs := fn.New(fn.Options{Engine: eng, Hub: hub, Log: log, CacheDir: cfg.WasmCache, ProjectDir: cfg.Project, AllowPrivate: cfg.WebhookAllowPrivate})
-	return &App{Config: cfg, Log: log, Store: st, Hub: hub, Engine: eng, Auth: as, Hooks: hooks, Funcs: funcs}, nil
+	autos := automation.New(automation.Options{Engine: eng, Hub: hub, Funcs: funcs, Log: log, AllowPrivate: cfg.WebhookAllowPrivate})
+	return &App{Config: cfg, Log: log, Store: st, Hub: hub, Engine: eng, Auth: as, Hooks: hooks, Funcs: funcs, Autos: autos}, nil
 }
 
 // LoadProjectFiles reads the project files whole: schema, auth,
@@ -129,6 +135,9 @@ func (a *App) ApplyProject(ctx context.Context) error {
 	}
 	a.webhooks = p.Webhooks // checked (SSRF guard) and started by StartWorkers
 	a.functions = p.Functions
+	if err := a.Autos.Load(p.Automations); err != nil { // compiled now: a bad expression stops the start, like a bad rule
+		return err
+	}
 	for _, st := range skipped {
 		a.Log.Warn("skipped destructive step; run `mantle apply --allow-destructive`", "step", st.String())
 	}
@@ -141,7 +150,7 @@ func (a *App) Handler() http.Handler { return a.HandlerWith(0) }
 // HandlerWith returns the HTTP stack with an SSE heartbeat interval other
 // than the default 15s (tests use a short one).
 func (a *App) HandlerWith(heartbeat time.Duration) http.Handler {
-	o := rest.Options{Engine: a.Engine, Hub: a.Hub, Log: a.Log, Auth: a.Auth, Webhooks: a.Hooks, Functions: a.Funcs, OpenAPI: openapi.Render, Heartbeat: heartbeat,
+	o := rest.Options{Engine: a.Engine, Hub: a.Hub, Log: a.Log, Auth: a.Auth, Webhooks: a.Hooks, Functions: a.Funcs, Automations: a.Autos, OpenAPI: openapi.Render, Heartbeat: heartbeat,
 		PublicURL: a.Config.PublicURL}
 	if a.Config.RateLimit > 0 {
 		o.RateLimit = gateway.NewRateLimiter(a.Config.RateLimit, int(2*a.Config.RateLimit)+1)
@@ -186,6 +195,7 @@ func (a *App) ServeKafka(ctx context.Context, ln net.Listener) error {
 // closes the store after pending writes.
 func (a *App) Close() error {
 	a.Hooks.Stop()
+	a.Autos.Stop()
 	a.Funcs.Close()
 	return a.Store.Close()
 }

@@ -88,12 +88,12 @@ func TryStartDir(t testing.TB, dir, data string, set func(*config.Config)) error
 	return err
 }
 
-// StartDirWith is StartDir with before run after the project is applied
-// and before the webhooks and functions start: to set hooks on the app
-// or seed its store.
-func StartDirWith(t testing.TB, dir, data string, before func(*app.App)) *Server {
+// StartDirWith is StartDirConfig with before run after the project is
+// applied and before the webhooks, functions and automations start: to
+// set hooks on the app or seed its store. set may be nil.
+func StartDirWith(t testing.TB, dir, data string, set func(*config.Config), before func(*app.App)) *Server {
 	t.Helper()
-	s, err := tryStartWith(t, dir, data, nil, before)
+	s, err := tryStartWith(t, dir, data, set, before)
 	if err != nil {
 		t.Fatal(err)
 	}

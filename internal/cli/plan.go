@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/mantlehq/mantle/internal/app"
+	"github.com/mantlehq/mantle/internal/automation"
 	"github.com/mantlehq/mantle/internal/config"
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/fn"
@@ -44,7 +45,22 @@ func planCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	defer st.Close()
 	fmt.Fprint(stdout, eng.Plan(p.Schema))
+	if err := checkAutomations(p.Automations, stdout); err != nil {
+		return err
+	}
 	return checkFunctions(ctx, cfg, p.Functions, stdout)
+}
+
+// checkAutomations compiles the automations' expressions.
+func checkAutomations(defs []schema.Automation, stdout io.Writer) error {
+	if len(defs) == 0 {
+		return nil
+	}
+	if err := automation.Check(defs); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "\nAutomations: %d, every expression compiles.\n", len(defs))
+	return nil
 }
 
 // checkFunctions builds and compiles the project's functions into the
@@ -92,6 +108,9 @@ func apply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	s := p.Schema
+	if err := checkAutomations(p.Automations, stdout); err != nil {
+		return err
+	}
 	if err := checkFunctions(ctx, cfg, p.Functions, stdout); err != nil {
 		return err
 	}

@@ -120,10 +120,16 @@ func (c *Consumer) Wait() { <-c.done }
 func (s Spec) loadCursor(ctx context.Context) (int64, error) {
 	raw, err := s.Engine.Secret(ctx, s.Kind+"_cursor", s.Name)
 	if mantle.ErrorCode(err) == mantle.NotFound {
-		if s.FromStart {
-			return 0, nil
+		// A new consumer: its starting point is saved at once, so that
+		// events written while it is stopped, before it handled any, are
+		// not taken for the past when it starts again.
+		var after int64
+		if !s.FromStart {
+			if after, err = s.Engine.LastSeq(ctx); err != nil {
+				return 0, err
+			}
 		}
-		return s.Engine.LastSeq(ctx)
+		return after, s.saveCursor(ctx, after)
 	}
 	if err != nil {
 		return 0, err

@@ -22,7 +22,7 @@ import (
 func start(t *testing.T, data string) (*apptest.Server, chan fn.Run) {
 	t.Helper()
 	runs := make(chan fn.Run, 1000)
-	s := apptest.StartDirWith(t, "testdata", data, func(a *app.App) {
+	s := apptest.StartDirWith(t, "testdata", data, nil, func(a *app.App) {
 		a.Funcs.OnRun(func(r fn.Run) { runs <- r })
 	})
 	return s, runs

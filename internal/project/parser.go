@@ -21,6 +21,7 @@ type parser struct {
 	oidc     []schema.OIDCProvider
 	hooks    []schema.Webhook
 	funcs    []schema.Function
+	autos    []schema.Automation
 }
 
 func (p *parser) errorf(n *yaml.Node, format string, args ...any) {
@@ -97,8 +98,8 @@ func (p *parser) strings(n *yaml.Node, what string) []string {
 func (p *parser) schema(root *yaml.Node) *schema.Schema {
 	s := &schema.Schema{}
 	var collections *yaml.Node
-	var webhooks, functions *yaml.Node
-	p.mapping(root, "the project", []string{"name", "collections", "auth", "webhooks", "functions"}, func(key string, k, v *yaml.Node) {
+	var webhooks, functions, automations *yaml.Node
+	p.mapping(root, "the project", []string{"name", "collections", "auth", "webhooks", "functions", "automations"}, func(key string, k, v *yaml.Node) {
 		switch key {
 		case "name":
 			s.Name, _ = p.str(v, "name")
@@ -110,6 +111,8 @@ func (p *parser) schema(root *yaml.Node) *schema.Schema {
 			webhooks = v
 		case "functions":
 			functions = v
+		case "automations":
+			automations = v
 		}
 	})
 	if len(p.problems) > 0 {
@@ -135,6 +138,9 @@ func (p *parser) schema(root *yaml.Node) *schema.Schema {
 	}
 	if functions != nil {
 		p.functions(s, functions)
+	}
+	if automations != nil {
+		p.automations(s, automations)
 	}
 	if webhooks != nil {
 		p.webhooks(s, webhooks)

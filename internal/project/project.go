@@ -30,6 +30,8 @@ type Project struct {
 	Webhooks []schema.Webhook
 	// Functions lists the functions section.
 	Functions []schema.Function
+	// Automations lists the automations section.
+	Automations []schema.Automation
 }
 
 // RuleChecker compiles a rule and returns a message for an invalid one.
@@ -112,7 +114,7 @@ func parse(file string, data []byte, check RuleChecker) (*Project, error) {
 	if len(p.problems) > 0 {
 		return nil, &Error{Problems: p.problems}
 	}
-	return &Project{Schema: s, OIDC: p.oidc, Webhooks: p.hooks, Functions: p.funcs}, nil
+	return &Project{Schema: s, OIDC: p.oidc, Webhooks: p.hooks, Functions: p.funcs, Automations: p.autos}, nil
 }
 
 // yamlProblem turns a YAML syntax error ("yaml: line 3: ...") into a

@@ -14,6 +14,7 @@ import (
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/api/webhook"
 	"github.com/mantlehq/mantle/internal/auth"
+	"github.com/mantlehq/mantle/internal/automation"
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/fn"
@@ -32,6 +33,8 @@ type Options struct {
 	Webhooks *webhook.Manager
 	// Functions runs the project's functions; their routes are under /fn/.
 	Functions *fn.Manager
+	// Automations runs the project's automations.
+	Automations *automation.Manager
 	// PublicURL is the server's external URL, for OIDC callbacks; empty:
 	// from the request.
 	PublicURL string
@@ -89,6 +92,14 @@ func New(o Options) http.Handler {
 		route("/api/functions/{name}/replay", methods{"POST": h.functionReplay})
 		route("/api/functions/{name}/invoke", methods{"POST": h.functionInvoke})
 		mux.Handle("/fn/", h.authenticated(o.Functions))
+	}
+	if o.Automations != nil {
+		route("/api/automations", methods{"GET": h.automations})
+		route("/api/automations/{name}/runs", methods{"GET": h.automationRuns})
+		route("/api/automations/{name}/failed", methods{"GET": h.automationFailed})
+		route("/api/automations/{name}/dead", methods{"GET": h.automationDead})
+		route("/api/automations/{name}/replay", methods{"POST": h.automationReplay})
+		route("/api/automations/{name}/run", methods{"POST": h.automationRun})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		gateway.WriteError(w, r, o.Log, mantle.Errorf(mantle.NotFound, "route.not_found", "no route %s %s", r.Method, r.URL.Path))

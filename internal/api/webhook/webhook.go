@@ -176,7 +176,14 @@ func (m *Manager) secret(name string) ([]byte, error) {
 func (m *Manager) loadCursor(ctx context.Context, name string) (int64, error) {
 	raw, err := m.o.Engine.Secret(ctx, KindCursor, name)
 	if mantle.ErrorCode(err) == mantle.NotFound {
-		return m.o.Engine.LastSeq(ctx)
+		// A new webhook: its starting point is saved at once, so that
+		// events written while it is stopped, before it delivered any,
+		// are not taken for the past when it starts again.
+		last, err := m.o.Engine.LastSeq(ctx)
+		if err != nil {
+			return 0, err
+		}
+		return last, m.saveCursor(ctx, name, last)
 	}
 	if err != nil {
 		return 0, err
