@@ -13,10 +13,10 @@ func TestPlan(t *testing.T) {
 	for _, tc := range []struct {
 		last, now, missed, next string
 	}{
-		{"2026-12-01 03:00", "2026-12-01 10:00", "", "2026-12-02 03:00"},                // ran today: nothing missed
+		{"2026-12-01 03:00", "2026-12-01 10:00", "", "2026-12-02 03:00"},                 // ran today: nothing missed
 		{"2026-11-28 03:00", "2026-12-01 10:00", "2026-12-01 03:00", "2026-12-02 03:00"}, // three nights down: the last one
 		{"2026-11-30 03:00", "2026-12-01 03:00", "2026-12-01 03:00", "2026-12-02 03:00"}, // restarted at the tick: due now
-		{"2026-12-01 02:59", "2026-12-01 02:59", "", "2026-12-01 03:00"},                // started just before it
+		{"2026-12-01 02:59", "2026-12-01 02:59", "", "2026-12-01 03:00"},                 // started just before it
 	} {
 		missed, next := plan(daily, at(tc.last), at(tc.now))
 		want := time.Time{}
