@@ -88,6 +88,9 @@ func checkFunctions(ctx context.Context, cfg config.Config, defs []schema.Functi
 		if d.Cron != "" {
 			triggers = append(triggers, "cron "+d.Cron)
 		}
+		if len(triggers) == 0 {
+			triggers = append(triggers, "invoked by automations or mantle fn invoke")
+		}
 		fmt.Fprintf(stdout, "  ✓ %s (%s)\n", d.Name, strings.Join(triggers, ", "))
 	}
 	if len(errs) > 0 {

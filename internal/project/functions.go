@@ -149,9 +149,6 @@ func (p *parser) functions(s *schema.Schema, n *yaml.Node) {
 		if f.Module == "" {
 			p.errorf(v, "%s needs `module:`, a .wasm file or a folder of Go source", what)
 		}
-		if f.HTTP == nil && len(f.On) == 0 && f.Cron == "" {
-			p.errorf(v, "%s has no trigger: give http, on or cron (it can still be run with `mantle fn invoke`)", what)
-		}
 		if f.Filter != "" && filterNode != nil {
 			p.triggerFilter(s, what, &f, filterNode)
 		}

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"time"
@@ -28,6 +29,13 @@ func archive(inv *mantle.Invocation) (*mantle.Result, error) {
 		}
 	}
 	cutoff := now.Add(-after).UTC().Format(time.RFC3339Nano)
+	var in struct{ Before string } // a manual run: mantle fn invoke archive --data '{"before": "…"}'
+	if json.Unmarshal(inv.Data, &in) == nil && in.Before != "" {
+		if _, err := time.Parse(time.RFC3339, in.Before); err != nil {
+			return mantle.Text(400, "before is an RFC 3339 time"), nil
+		}
+		cutoff = in.Before
+	}
 	txs, archived := mantle.Records("transactions"), mantle.Records("archived_transactions")
 	moved := 0
 	for {
