@@ -104,19 +104,19 @@ func (l *logLines) text() string {
 	return strings.Join(l.lines, "\n")
 }
 
-func invoke(t *testing.T, m *Module, data string) (map[string]any, error, *logLines) {
+func invoke(t *testing.T, m *Module, data string) (map[string]any, *logLines, error) {
 	t.Helper()
 	in, _ := json.Marshal(map[string]any{"abi": 1, "function": "guest", "trigger": "invoke", "data": json.RawMessage(data)})
 	logs := &logLines{}
 	out, err := m.Call(context.Background(), in, &fakeHost{}, logs.add)
 	if err != nil {
-		return nil, err, logs
+		return nil, logs, err
 	}
 	var res map[string]any
 	if err := json.Unmarshal(out, &res); err != nil {
 		t.Fatalf("output %q: %v", out, err)
 	}
-	return res, nil, logs
+	return res, logs, nil
 }
 
 func body(t *testing.T, res map[string]any) map[string]any {
@@ -136,7 +136,7 @@ func TestStyles(t *testing.T) {
 			}
 			var calls []float64
 			for range 3 {
-				res, err, _ := invoke(t, m, `{"do":"echo"}`)
+				res, _, err := invoke(t, m, `{"do":"echo"}`)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -172,11 +172,11 @@ func equal(a, b []float64) bool {
 
 func TestHostCalls(t *testing.T) {
 	m := compile(t, Reactor, Limits{})
-	res, err, _ := invoke(t, m, `{"do":"get","coll":"posts","id":"r1"}`)
+	res, _, err := invoke(t, m, `{"do":"get","coll":"posts","id":"r1"}`)
 	if err != nil || body(t, res)["title"] != "from the host" {
 		t.Fatalf("get: %v %v", res, err)
 	}
-	res, err, _ = invoke(t, m, `{"do":"list","coll":"posts"}`)
+	res, _, err = invoke(t, m, `{"do":"list","coll":"posts"}`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,12 +184,12 @@ func TestHostCalls(t *testing.T) {
 	if len(items) != 1 || len(items[0].(map[string]any)["pad"].(string)) != 100<<10 {
 		t.Fatalf("list: the large answer did not arrive whole")
 	}
-	res, err, _ = invoke(t, m, `{"do":"create","coll":"posts","data":{}}`)
+	res, _, err = invoke(t, m, `{"do":"create","coll":"posts","data":{}}`)
 	if err != nil || res["status"] != 403.0 || body(t, res)["error"].(map[string]any)["reason"] != "rule.denied" {
 		t.Fatalf("create: %v %v", res, err)
 	}
 	// A call the host does not have is an ABI error the SDK reports.
-	res, err, logs := invoke(t, m, `{"do":"emit"}`)
+	res, logs, err := invoke(t, m, `{"do":"emit"}`)
 	var f *Failure
 	if !errors.As(err, &f) || f.Kind != "error" || !strings.Contains(f.Message, "no such call") {
 		t.Fatalf("emit on a host without it: %v %v", res, err)
@@ -211,7 +211,7 @@ func TestFailures(t *testing.T) {
 				{`{"do":"alloc"}`, "", ""},
 				{`{"do":"big","n":5000}`, "", ""},
 			} {
-				_, err, logs := invoke(t, m, tc.do)
+				_, logs, err := invoke(t, m, tc.do)
 				var f *Failure
 				if !errors.As(err, &f) {
 					t.Fatalf("%s: %v, want a failure", tc.do, err)
@@ -220,7 +220,7 @@ func TestFailures(t *testing.T) {
 					t.Fatalf("%s: %s %q, want %s %q (log %s)", tc.do, f.Kind, f.Message, tc.kind, tc.msg, logs.text())
 				}
 				// The module still works after each failure.
-				if res, err, _ := invoke(t, m, `{"do":"echo"}`); err != nil || body(t, res)["env"] != "hello" {
+				if res, _, err := invoke(t, m, `{"do":"echo"}`); err != nil || body(t, res)["env"] != "hello" {
 					t.Fatalf("after %s: %v %v", tc.do, res, err)
 				}
 			}
@@ -230,14 +230,14 @@ func TestFailures(t *testing.T) {
 
 func TestStderrToLog(t *testing.T) {
 	m := compile(t, Reactor, Limits{})
-	_, err, logs := invoke(t, m, `{"do":"stderr"}`)
+	_, logs, err := invoke(t, m, `{"do":"stderr"}`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := logs.text(); !strings.Contains(got, "to stderr") || !strings.Contains(got, "to the log") {
 		t.Fatalf("log: %q", got)
 	}
-	_, _, logs = invoke(t, m, `{"do":"panic"}`)
+	_, logs, _ = invoke(t, m, `{"do":"panic"}`)
 	if !strings.Contains(logs.text(), "panic: asked to panic") || !strings.Contains(logs.text(), "goroutine") {
 		t.Fatalf("a panic's stack is not in the log: %q", logs.text())
 	}
@@ -249,7 +249,7 @@ func TestConcurrentCalls(t *testing.T) {
 	errs := make(chan error, 40)
 	for range 40 {
 		wg.Go(func() {
-			if _, err, _ := invoke(t, m, `{"do":"echo"}`); err != nil {
+			if _, _, err := invoke(t, m, `{"do":"echo"}`); err != nil {
 				errs <- err
 			}
 		})
