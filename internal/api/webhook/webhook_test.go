@@ -323,3 +323,19 @@ func (c *atomicCounter) add() int64 {
 	c.n++
 	return c.n
 }
+
+// A webhook stopped before it delivered anything still delivers, after
+// a restart, what was written while it was stopped: its starting point
+// was saved when it first started.
+func TestNewWebhookKeepsItsStart(t *testing.T) {
+	rc := newReceiver(t)
+	s := start(t, project(rc.srv.URL, fastRetry))
+	s.App.Hooks.Stop()
+	written := create(t, s, 3) // while the webhook is stopped
+	s.Close()
+	t.Setenv("MANTLE_WEBHOOK_NOTES_SECRET", secret)
+	apptest.StartDirConfig(t, s.Dir, s.Data, func(c *config.Config) { c.WebhookAllowPrivate = true })
+	if got := rc.wait(3); fmt.Sprint(got) != fmt.Sprint(written) {
+		t.Fatalf("after the restart: %v, want %v", got, written)
+	}
+}
