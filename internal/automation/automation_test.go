@@ -232,6 +232,8 @@ func TestDeadLetterKeepsTheInput(t *testing.T) {
 	rc.failOn[order] = true
 	rc.orders[order] = -10 // fail the next ten deliveries
 	rc.mu.Unlock()
+	dead := make(chan int64, 1)
+	s.App.Autos.OnDead(func(name string, seq int64) { dead <- seq })
 	if err := s.App.Autos.Start(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -246,6 +248,11 @@ func TestDeadLetterKeepsTheInput(t *testing.T) {
 	if len(failed.Items) != 1 || failed.Items[0].Attempt != 3 || failed.Items[0].FailedStep != "notify" ||
 		!strings.Contains(string(failed.Items[0].Steps[1].Input), `"text":"order `+order) {
 		t.Fatalf("failed runs: %s", r.Body)
+	}
+	select {
+	case <-dead:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no dead letter in 20s")
 	}
 	r = s.Do("GET", "/api/automations/big_order/dead", nil, "admin")
 	if !strings.Contains(string(r.Body), order) {

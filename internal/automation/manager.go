@@ -49,6 +49,7 @@ type Manager struct {
 	o      Options
 	client *http.Client
 	onRun  atomic.Pointer[func(Run)]
+	onDead atomic.Pointer[func(name string, seq int64)]
 
 	mu     sync.RWMutex
 	autos  map[string]*auto
@@ -161,6 +162,16 @@ func (m *Manager) OnRun(f func(Run)) {
 	m.onRun.Store(&f)
 }
 
+// OnDead sets a function told when an event's dead letter is stored
+// (tests); nil removes it.
+func (m *Manager) OnDead(f func(name string, seq int64)) {
+	if f == nil {
+		m.onDead.Store(nil)
+		return
+	}
+	m.onDead.Store(&f)
+}
+
 // Start runs the event triggers and schedules until Stop.
 func (m *Manager) Start(ctx context.Context) error {
 	m.Stop()
@@ -269,7 +280,12 @@ func (m *Manager) startTrigger(ctx context.Context, a *auto) error {
 	}
 	c, err := consumer.Start(ctx, consumer.Spec{Name: a.c.def.Name, Kind: Kind, Match: match, Handle: handle,
 		Attempts: a.c.def.MaxAttempts, RetryMin: a.c.def.RetryMin, RetryMax: a.c.def.RetryMax,
-		Engine: m.o.Engine, Hub: m.o.Hub, Log: m.o.Log})
+		Engine: m.o.Engine, Hub: m.o.Hub, Log: m.o.Log,
+		AfterDead: func(seq int64) {
+			if f := m.onDead.Load(); f != nil {
+				(*f)(a.c.def.Name, seq)
+			}
+		}})
 	if err != nil {
 		return err
 	}

@@ -38,10 +38,11 @@ type Spec struct {
 	Kind      string // the store's secret kinds are Kind+"_cursor" and Kind+"_dead"
 	Match     func(*eventlog.Event) bool
 	Handle    func(ctx context.Context, ev *eventlog.Event, attempt int) error
-	Attempts  int           // then the event is a dead letter; default 10
-	RetryMin  time.Duration // first backoff; default 1s
-	RetryMax  time.Duration // backoff cap; default 10m
-	FromStart bool          // a new consumer reads the log from the start, not from its end
+	Attempts  int             // then the event is a dead letter; default 10
+	RetryMin  time.Duration   // first backoff; default 1s
+	RetryMax  time.Duration   // backoff cap; default 10m
+	FromStart bool            // a new consumer reads the log from the start, not from its end
+	AfterDead func(seq int64) // told once an event's dead letter is stored (tests, metrics)
 	Engine    *engine.Engine
 	Hub       *eventlog.Hub
 	Log       *slog.Logger
@@ -327,6 +328,9 @@ func (c *Consumer) dead(ctx context.Context, ev *eventlog.Event, a Attempt) {
 	c.status.Dead++
 	c.mu.Unlock()
 	c.s.Log.Warn("consumer: event moved to the dead letters", "kind", c.s.Kind, "name", c.s.Name, "seq", ev.Seq, "err", a.Error)
+	if c.s.AfterDead != nil {
+		c.s.AfterDead(ev.Seq)
+	}
 }
 
 // DeadLetters returns the dead letters of consumer name of a kind, oldest
