@@ -66,6 +66,9 @@ func (a *App) StartWorkers(ctx context.Context) error {
 	return a.Autos.Start(ctx)
 }
 
+// Functions returns the functions of the applied project.
+func (a *App) Functions() []schema.Function { return a.functions }
+
 // Open opens the data directory and builds the engine. It does not load
 // the project; see ApplyProject.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {

@@ -7,11 +7,9 @@
 package automation
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
-	"reflect"
 	"slices"
 	"time"
 
@@ -123,12 +121,7 @@ func native(v ref.Val) (any, error) {
 	if v.Type() == types.ErrType {
 		return nil, fmt.Errorf("%v", v)
 	}
-	// A value that came in as Go data (a decoded JSON map) is already
-	// JSON-able.
-	if rv := reflect.ValueOf(v.Value()); rv.IsValid() {
-		return v.Value(), nil
-	}
-	return nil, errors.New("the value is not JSON")
+	return v.Value(), nil // Go data that came in decoded from JSON
 }
 
 // compiled is an automation with its expressions compiled.
@@ -185,6 +178,3 @@ func compile(defs []schema.Automation) ([]*compiled, error) {
 	}
 	return out, errors.Join(errs...)
 }
-
-// toJSON encodes an evaluated value.
-func toJSON(v any) (json.RawMessage, error) { return json.Marshal(v) }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -495,25 +494,7 @@ func (m *Manager) Failed(ctx context.Context, name string) ([]Run, error) {
 	if _, err := m.get(name); err != nil {
 		return nil, err
 	}
-	all, err := m.o.Engine.Secrets(ctx, KindFailed)
-	if err != nil {
-		return nil, err
-	}
-	var keys []string
-	for k := range all {
-		if strings.HasPrefix(k, name+"/") {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	out := []Run{}
-	for _, k := range keys {
-		var r Run
-		if json.Unmarshal(all[k], &r) == nil {
-			out = append(out, r)
-		}
-	}
-	return out, nil
+	return consumer.Stored[Run](ctx, m.o.Engine, KindFailed, name)
 }
 
 // DeadLetters returns the events an automation gave up on.

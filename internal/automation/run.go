@@ -13,6 +13,7 @@ import (
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/eventlog"
+	"github.com/mantlehq/mantle/internal/fn"
 )
 
 // maxWebhookAnswer bounds what a webhook step reads of the answer.
@@ -48,7 +49,7 @@ func (m *Manager) execute(ctx context.Context, a *auto, run Run, vars map[string
 		start := time.Now()
 		st := Step{Name: cs.def.Name, Kind: cs.def.Kind}
 		input, out, err := m.step(ctx, cs, vars)
-		st.Input, _ = toJSON(input)
+		st.Input, _ = json.Marshal(input)
 		st.Millis = float64(time.Since(start).Microseconds()) / 1000
 		if err != nil {
 			st.Error = err.Error()
@@ -56,7 +57,7 @@ func (m *Manager) execute(ctx context.Context, a *auto, run Run, vars map[string
 			run.OK, run.FailedStep, run.Error = false, cs.def.Name, err.Error()
 			break
 		}
-		st.Output, _ = toJSON(out)
+		st.Output, _ = json.Marshal(out)
 		run.Steps = append(run.Steps, st)
 		p.outputs[cs.def.Name] = out
 		p.done = append(p.done, st)
@@ -125,10 +126,10 @@ func (m *Manager) step(ctx context.Context, cs compiledStep, vars map[string]any
 		out, err := m.webhook(ctx, d.Method, d.URL, headers, body)
 		return in, out, err
 	case "invoke":
-		raw, _ := toJSON(body)
+		raw, _ := json.Marshal(body)
 		res, err := m.o.Funcs.Invoke(ctx, d.Function, raw)
 		if err != nil {
-			return body, nil, m.o.Funcs.HTTPError(d.Function, err)
+			return body, nil, fn.HTTPError(d.Function, err)
 		}
 		var out any = res.Body
 		if len(res.JSON) > 0 {
@@ -136,7 +137,7 @@ func (m *Manager) step(ctx context.Context, cs compiledStep, vars map[string]any
 		}
 		return body, map[string]any{"status": max(res.Status, 200), "body": out}, nil
 	case "emit":
-		raw, _ := toJSON(body)
+		raw, _ := json.Marshal(body)
 		seq, err := m.o.Engine.Emit(ctx, d.Type, subject, raw)
 		return map[string]any{"type": d.Type, "subject": subject, "data": body}, map[string]any{"seq": seq}, err
 	}

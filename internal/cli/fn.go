@@ -16,6 +16,8 @@ import (
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/app"
 	"github.com/mantlehq/mantle/internal/config"
+	"github.com/mantlehq/mantle/internal/fn"
+	"github.com/mantlehq/mantle/internal/schema"
 )
 
 // fnCmd is `mantle fn invoke NAME --data JSON`: run a function once, on
@@ -90,15 +92,11 @@ func invokeLocal(ctx context.Context, cfg config.Config, name string, data []byt
 	if err := a.ApplyProject(ctx); err != nil {
 		return err
 	}
-	p, err := app.LoadProjectFiles(cfg.Project)
-	if err != nil {
-		return err
-	}
 	found := false
-	for _, d := range p.Functions {
+	for _, d := range a.Functions() {
 		if d.Name == name {
 			found = true
-			if err := a.Funcs.Load(ctx, append(p.Functions[:0:0], d)); err != nil {
+			if err := a.Funcs.Load(ctx, []schema.Function{d}); err != nil {
 				return err
 			}
 		}
@@ -115,7 +113,7 @@ func invokeLocal(ctx context.Context, cfg config.Config, name string, data []byt
 		}
 	}
 	if err != nil {
-		return errors.Join(fmt.Errorf("after %s", elapsed.Round(time.Microsecond)), a.Funcs.HTTPError(name, err))
+		return errors.Join(fmt.Errorf("after %s", elapsed.Round(time.Microsecond)), fn.HTTPError(name, err))
 	}
 	b, _ := json.MarshalIndent(res, "", "  ")
 	fmt.Fprintf(stdout, "%s\n", b)

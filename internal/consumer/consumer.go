@@ -336,7 +336,14 @@ func (c *Consumer) dead(ctx context.Context, ev *eventlog.Event, a Attempt) {
 // DeadLetters returns the dead letters of consumer name of a kind, oldest
 // first.
 func DeadLetters(ctx context.Context, eng *engine.Engine, kind, name string) ([]DeadLetter, error) {
-	all, err := eng.Secrets(ctx, kind+"_dead")
+	return Stored[DeadLetter](ctx, eng, kind+"_dead", name)
+}
+
+// Stored decodes the secrets of a kind whose keys are name/…, in key
+// order: what a consumer (or its owner) keeps per event or per run, keyed
+// by zero-padded numbers. Values that do not decode are left out.
+func Stored[T any](ctx context.Context, eng *engine.Engine, kind, name string) ([]T, error) {
+	all, err := eng.Secrets(ctx, kind)
 	if err != nil {
 		return nil, err
 	}
@@ -347,11 +354,11 @@ func DeadLetters(ctx context.Context, eng *engine.Engine, kind, name string) ([]
 		}
 	}
 	slices.Sort(keys)
-	out := make([]DeadLetter, 0, len(keys))
+	out := make([]T, 0, len(keys))
 	for _, k := range keys {
-		var d DeadLetter
-		if json.Unmarshal(all[k], &d) == nil {
-			out = append(out, d)
+		var v T
+		if json.Unmarshal(all[k], &v) == nil {
+			out = append(out, v)
 		}
 	}
 	return out, nil

@@ -3,6 +3,7 @@ package fn
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"unicode/utf8"
 
@@ -180,7 +181,7 @@ func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 
 func (c *call) guestError(format string, args ...any) {
 	c.abiErrors++
-	c.log(LevelError, "ABI: "+sprintf(format, args...))
+	c.log(LevelError, "ABI: "+fmt.Sprintf(format, args...))
 }
 
 // sanitize makes guest bytes safe to log: valid UTF-8, no control bytes

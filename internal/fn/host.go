@@ -138,8 +138,7 @@ func (h *EngineHost) records(ctx context.Context, op string, r recordReq) ([]byt
 		}
 		return p.AppendJSON(nil), nil
 	}
-	ops := map[string]string{"records.create": engine.Create, "records.update": engine.Update, "records.delete": engine.Delete}
-	res, err := h.Engine.Write(ctx, []engine.Op{{Kind: ops[op], Collection: r.Collection, ID: r.ID, Data: data, IfMatch: r.IfMatch}})
+	res, err := h.Engine.Write(ctx, []engine.Op{{Kind: writeOps[op], Collection: r.Collection, ID: r.ID, Data: data, IfMatch: r.IfMatch}})
 	if err != nil {
 		return nil, err
 	}
@@ -151,6 +150,8 @@ func (h *EngineHost) records(ctx context.Context, op string, r recordReq) ([]byt
 	}
 	return res[0].Collection.AppendJSON(nil, res[0].Record, nil, nil), nil
 }
+
+var writeOps = map[string]string{"records.create": engine.Create, "records.update": engine.Update, "records.delete": engine.Delete}
 
 type fetchReq struct {
 	Method  string            `json:"method"`

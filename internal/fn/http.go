@@ -67,7 +67,7 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, f *function) err
 	res, err := m.call(r.Context(), f, inv)
 	m.report(Run{Function: f.def.Name, Trigger: TriggerHTTP, Err: err})
 	if err != nil {
-		return errorFor(f.def.Name, err)
+		return HTTPError(f.def.Name, err)
 	}
 	return writeResult(w, res, m.o.Log, f.def.Name)
 }

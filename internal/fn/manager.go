@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -452,20 +451,10 @@ func (m *Manager) Replay(name string, from int64) error {
 	return c.Replay(from)
 }
 
-// Names lists the loaded functions' names.
-func (m *Manager) Names() []string {
-	m.mu.RLock()
-	defer m.mu.RUnlock()
-	names := make([]string, 0, len(m.funcs))
-	for n := range m.funcs {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	return names
-}
-
-// errorFor turns a failed call into the error an HTTP caller sees.
-func errorFor(name string, err error) error {
+// HTTPError is the error an HTTP caller sees for a failed call of
+// function name: a timeout is 504 fn.timeout, a trap 500 fn.trap, a
+// failure the function reported 500 fn.error with its message.
+func HTTPError(name string, err error) error {
 	var f *Failure
 	if !errors.As(err, &f) {
 		return err
@@ -480,11 +469,6 @@ func errorFor(name string, err error) error {
 	}
 	return &mantle.Error{Code: mantle.Unavailable, Reason: "fn." + f.Kind, Status: http.StatusInternalServerError, Message: fmt.Sprintf("function %s failed: %s", name, strings.TrimSpace(f.Message))}
 }
-
-// HTTPError is the error an HTTP caller sees for a failed call: a
-// timeout is 504 fn.timeout, a trap 500 fn.trap, a failure the function
-// reported 500 fn.error with its message.
-func (m *Manager) HTTPError(name string, err error) error { return errorFor(name, err) }
 
 // AddNative adds a function implemented in Go with the same invocation
 // and result JSON as a module: the native twin `mantle bench` compares a

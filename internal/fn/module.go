@@ -262,7 +262,7 @@ func (m *Module) runReactor(ctx context.Context, c *call) ([]byte, error) {
 	if res[0] != 0 {
 		return nil, guestFailure(c)
 	}
-	return c.result()
+	return c.output, nil
 }
 
 func (m *Module) release(in *instance) {
@@ -299,11 +299,6 @@ func (m *Module) runCommand(ctx context.Context, c *call) ([]byte, error) {
 		}
 		c.output = io.stdout.Bytes()
 	}
-	return c.result()
-}
-
-// result checks the output of a successful call.
-func (c *call) result() ([]byte, error) {
 	return c.output, nil
 }
 

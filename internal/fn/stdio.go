@@ -107,8 +107,6 @@ type writerFunc func(p []byte)
 
 func (f writerFunc) Write(p []byte) (int, error) { f(p); return len(p), nil }
 
-func sprintf(format string, args ...any) string { return fmt.Sprintf(format, args...) }
-
 // errorMessage returns the message of an {"error": "…"} output.
 func errorMessage(out []byte) string {
 	var e struct {

@@ -2,7 +2,6 @@ package project
 
 import (
 	"fmt"
-	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/mantlehq/mantle/internal/schema"
-	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 )
 
@@ -32,55 +30,21 @@ func (p *parser) automations(s *schema.Schema, n *yaml.Node) {
 		p.mapping(v, what, automationKeys, func(key string, _, v *yaml.Node) {
 			switch key {
 			case "on":
-				items := []*yaml.Node{v}
-				if v.Kind == yaml.SequenceNode {
-					items = v.Content
-				}
-				for _, item := range items {
-					if str, ok := p.str(item, what+" on item"); ok {
-						if t, ok := p.trigger(s, what, str, item); ok {
-							a.On = append(a.On, t)
-						}
-					}
-				}
+				a.On = p.triggers(s, what, v)
 			case "cron":
-				a.Cron, _ = p.str(v, what+" cron")
-				if _, err := cron.ParseStandard(a.Cron); err != nil {
-					p.errorf(v, "%s: cron %q: %v; use five fields such as \"0 2 * * *\", or @hourly, @daily", what, a.Cron, err)
-				}
+				a.Cron = p.cron(v, what)
 			case "catchUp":
 				a.CatchUp = p.boolean(v, what+" catchUp")
 			case "hook":
 				a.Hook = p.boolean(v, what+" hook")
 			case "allow":
-				a.Allow, _ = p.str(v, what+" allow")
-				if p.check != nil {
-					if err := p.check(nil, what, a.Allow); err != nil {
-						p.errorf(v, "%s allow: %v", what, err)
-					}
-				}
+				a.Allow = p.allow(v, what)
 			case "if":
 				a.If = p.expr(v, what+" if")
 			case "roles":
 				a.Roles = p.stringList(v, what+" roles")
-			case "maxAttempts":
-				if f := p.number(v, what+" maxAttempts"); f != nil {
-					if *f < 1 || *f > 100 || *f != math.Trunc(*f) {
-						p.errorf(v, "%s: maxAttempts is a whole number from 1 to 100", what)
-					}
-					a.MaxAttempts = int(*f)
-				}
-			case "retryMin", "retryMax":
-				str, _ := p.str(v, what+" "+key)
-				d, err := time.ParseDuration(str)
-				if err != nil || d < time.Millisecond || d > 24*time.Hour {
-					p.errorf(v, "%s: %s is a duration from 1ms to 24h, such as 500ms or 2m", what, key)
-				}
-				if key == "retryMin" {
-					a.RetryMin = d
-				} else {
-					a.RetryMax = d
-				}
+			case "maxAttempts", "retryMin", "retryMax":
+				p.retry(key, what, v, &a.MaxAttempts, &a.RetryMin, &a.RetryMax)
 			case "do":
 				if v.Kind != yaml.SequenceNode || len(v.Content) == 0 {
 					p.errorf(v, "%s: do is a list of steps, such as - create: {collection: audit, data: {…}}", what)

@@ -13,7 +13,6 @@ import (
 
 	"github.com/mantlehq/mantle/internal/query"
 	"github.com/mantlehq/mantle/internal/schema"
-	"github.com/robfig/cron/v3"
 	"gopkg.in/yaml.v3"
 )
 
@@ -60,70 +59,42 @@ func (p *parser) functions(s *schema.Schema, n *yaml.Node) {
 				routes[method+" "+path] = name
 				f.HTTP = &schema.Route{Method: method, Path: path}
 			case "allow":
-				f.Allow, _ = p.str(v, what+" allow")
-				if p.check != nil {
-					if err := p.check(nil, what, f.Allow); err != nil {
-						p.errorf(v, "%s allow: %v", what, err)
-					}
-				}
+				f.Allow = p.allow(v, what)
 			case "on":
-				items := []*yaml.Node{v}
-				if v.Kind == yaml.SequenceNode {
-					items = v.Content
-				}
-				for _, item := range items {
-					if str, ok := p.str(item, what+" on item"); ok {
-						if t, ok := p.trigger(s, what, str, item); ok {
-							f.On = append(f.On, t)
-						}
-					}
-				}
+				f.On = p.triggers(s, what, v)
 			case "filter":
 				f.Filter, _ = p.str(v, what+" filter")
 				filterNode = v
 			case "cron":
-				f.Cron, _ = p.str(v, what+" cron")
-				if _, err := cron.ParseStandard(f.Cron); err != nil {
-					p.errorf(v, "%s: cron %q: %v; use five fields (minute hour day month weekday) such as \"*/5 * * * *\", or @hourly, @daily", what, f.Cron, err)
-				}
+				f.Cron = p.cron(v, what)
 			case "catchUp":
 				f.CatchUp = p.boolean(v, what+" catchUp")
-			case "timeout", "retryMin", "retryMax":
-				str, _ := p.str(v, what+" "+key)
+			case "maxAttempts", "retryMin", "retryMax":
+				p.retry(key, what, v, &f.MaxAttempts, &f.RetryMin, &f.RetryMax)
+			case "timeout":
+				str, _ := p.str(v, what+" timeout")
 				d, err := time.ParseDuration(str)
-				if err != nil || d < time.Millisecond || d > 24*time.Hour || key == "timeout" && d > 15*time.Minute {
-					p.errorf(v, "%s: %s is a duration such as 500ms or 30s (timeout at most 15m, retries at most 24h)", what, key)
+				if err != nil || d < time.Millisecond || d > 15*time.Minute {
+					p.errorf(v, "%s: timeout is a duration from 1ms to 15m, such as 500ms or 30s", what)
 				}
-				switch key {
-				case "timeout":
-					f.Timeout = d
-				case "retryMin":
-					f.RetryMin = d
-				default:
-					f.RetryMax = d
-				}
+				f.Timeout = d
 			case "memory":
 				f.MemoryBytes = p.size(v, what+" memory", 1<<20, 4<<30)
 			case "maxOutput":
 				f.MaxOutput = int(p.size(v, what+" maxOutput", 1<<10, 64<<20))
-			case "instances", "warm", "maxAttempts":
+			case "instances", "warm":
 				if n := p.number(v, what+" "+key); n != nil {
-					lo, hi := 1.0, 64.0
+					lo := 1.0
 					if key == "warm" {
 						lo = 0
-					} else if key == "maxAttempts" {
-						hi = 100
 					}
-					if *n < lo || *n > hi || *n != math.Trunc(*n) {
-						p.errorf(v, "%s: %s is a whole number from %v to %v", what, key, lo, hi)
+					if *n < lo || *n > 64 || *n != math.Trunc(*n) {
+						p.errorf(v, "%s: %s is a whole number from %v to 64", what, key, lo)
 					}
-					switch key {
-					case "instances":
+					if key == "instances" {
 						f.MaxInstances = int(*n)
-					case "warm":
+					} else {
 						f.Warm = int(*n)
-					default:
-						f.MaxAttempts = int(*n)
 					}
 				}
 			case "env":
@@ -168,28 +139,6 @@ func (p *parser) stringList(n *yaml.Node, what string) []string {
 		return []string{n.Value}
 	}
 	return p.strings(n, what)
-}
-
-// trigger reads one `on` entry: COLLECTION.record.created (or .updated,
-// .deleted, .record.*), or a custom event type.
-func (p *parser) trigger(s *schema.Schema, what, item string, n *yaml.Node) (schema.Trigger, bool) {
-	coll, rest, _ := strings.Cut(item, ".")
-	if s.Collection(coll) != nil {
-		if rest == "*" {
-			rest = "record.*"
-		}
-		switch rest {
-		case "record.created", "record.updated", "record.deleted", "record.*":
-			return schema.Trigger{Collection: coll, Type: rest}, true
-		}
-		p.errorf(n, "%s: on %q: a collection's events are %s.record.created, .record.updated, .record.deleted or .record.*", what, item, coll)
-		return schema.Trigger{}, false
-	}
-	if !strings.Contains(item, ".") || strings.HasPrefix(item, "record.") {
-		p.errorf(n, "%s: on %q: name a collection's events (posts.record.created) or a custom event type (order.flagged)", what, item)
-		return schema.Trigger{}, false
-	}
-	return schema.Trigger{Type: item}, true
 }
 
 func (p *parser) triggerFilter(s *schema.Schema, what string, f *schema.Function, n *yaml.Node) {

@@ -484,24 +484,8 @@ func (p *parser) webhooks(s *schema.Schema, n *yaml.Node) {
 				if !ok {
 					p.errorf(v, "%s filter: %s", what, msg)
 				}
-			case "maxAttempts":
-				if f := p.number(v, what+" maxAttempts"); f != nil {
-					if *f < 1 || *f > 100 || *f != math.Trunc(*f) {
-						p.errorf(v, "%s: maxAttempts is a whole number from 1 to 100", what)
-					}
-					w.MaxAttempts = int(*f)
-				}
-			case "retryMin", "retryMax":
-				str, _ := p.str(v, what+" "+key)
-				d, err := time.ParseDuration(str)
-				if err != nil || d < time.Millisecond || d > 24*time.Hour {
-					p.errorf(v, "%s: %s is a duration from 1ms to 24h, such as 500ms or 2m", what, key)
-				}
-				if key == "retryMin" {
-					w.RetryMin = d
-				} else {
-					w.RetryMax = d
-				}
+			case "maxAttempts", "retryMin", "retryMax":
+				p.retry(key, what, v, &w.MaxAttempts, &w.RetryMin, &w.RetryMax)
 			}
 		})
 		if w.URL == "" {

@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/fn"
 	"github.com/mantlehq/mantle/internal/gateway"
 )
 
@@ -99,7 +100,7 @@ func (h *handler) functionInvoke(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := h.Functions.Invoke(r.Context(), r.PathValue("name"), body)
 	if err != nil {
-		return h.Functions.HTTPError(r.PathValue("name"), err)
+		return fn.HTTPError(r.PathValue("name"), err)
 	}
 	b, err := json.Marshal(res)
 	if err != nil {

@@ -2,7 +2,8 @@
 // file: signed per the Standard Webhooks specification, in order per
 // webhook, at least once, with exponential backoff and jitter, a cursor
 // that survives restarts, and a dead-letter list after a configurable
-// number of failed attempts. See docs/webhooks.md.
+// number of failed attempts (the durable consumer of internal/consumer).
+// See docs/webhooks.md.
 package webhook
 
 import (
@@ -17,7 +18,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -28,23 +28,17 @@ import (
 	"time"
 
 	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/consumer"
 	"github.com/mantlehq/mantle/internal/egress"
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/feed"
 	"github.com/mantlehq/mantle/internal/schema"
-	"github.com/mantlehq/mantle/internal/store"
 )
 
-// Secret kinds in the store.
-const (
-	KindCursor = "webhook_cursor" // name → the last sequence done
-	KindDead   = "webhook_dead"   // name/seq (zero-padded) → a dead letter
-)
-
-// flushEvery is how often a worker saves its cursor while delivering: a
-// crash redelivers at most this much (at least once, never lost).
-const flushEvery = 100 * time.Millisecond
+// Kind is the consumer kind of webhooks: their cursors and dead letters
+// are the store's webhook_cursor and webhook_dead secrets.
+const Kind = "webhook"
 
 // keepDeliveries is how many recent attempts each webhook remembers.
 const keepDeliveries = 200
@@ -103,30 +97,35 @@ func (m *Manager) Start(ctx context.Context, hooks []schema.Webhook) error {
 	m.workers = map[string]*worker{}
 	m.mu.Unlock()
 	for _, h := range hooks {
-		key, err := m.secret(h.Name)
-		if err != nil {
+		if err := m.start(wctx, h); err != nil {
 			cancel()
 			return err
 		}
-		matcher, err := feed.NewMatcher(m.o.Engine, mantle.Identity{ID: "webhook:" + h.Name, Roles: []string{"admin"}},
-			feed.Spec{Collections: h.Collections, Types: h.Types, Filter: h.Filter})
-		if err != nil {
-			cancel()
-			return fmt.Errorf("webhook %s: %w", h.Name, err)
-		}
-		after, err := m.loadCursor(ctx, h.Name)
-		if err != nil {
-			cancel()
-			return err
-		}
-		w := &worker{m: m, hook: h, key: key, matcher: matcher, replay: make(chan int64, 1)}
-		w.status.Cursor = after
-		m.mu.Lock()
-		m.workers[h.Name] = w
-		m.mu.Unlock()
-		m.wg.Add(1)
-		go func() { defer m.wg.Done(); w.run(wctx, after) }()
 	}
+	return nil
+}
+
+func (m *Manager) start(ctx context.Context, h schema.Webhook) error {
+	key, err := m.secret(h.Name)
+	if err != nil {
+		return err
+	}
+	matcher, err := feed.NewMatcher(m.o.Engine, mantle.Identity{ID: "webhook:" + h.Name, Roles: []string{"admin"}},
+		feed.Spec{Collections: h.Collections, Types: h.Types, Filter: h.Filter})
+	if err != nil {
+		return fmt.Errorf("webhook %s: %w", h.Name, err)
+	}
+	w := &worker{hook: h, key: key, client: m.client}
+	w.c, err = consumer.Start(ctx, consumer.Spec{Name: h.Name, Kind: Kind, Match: matcher.Match, Handle: w.handle,
+		Attempts: h.MaxAttempts, RetryMin: h.RetryMin, RetryMax: h.RetryMax, Engine: m.o.Engine, Hub: m.o.Hub, Log: m.o.Log})
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.workers[h.Name] = w
+	m.mu.Unlock()
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); w.c.Wait() }()
 	return nil
 }
 
@@ -173,30 +172,6 @@ func (m *Manager) secret(name string) ([]byte, error) {
 	return key, nil
 }
 
-func (m *Manager) loadCursor(ctx context.Context, name string) (int64, error) {
-	raw, err := m.o.Engine.Secret(ctx, KindCursor, name)
-	if mantle.ErrorCode(err) == mantle.NotFound {
-		// A new webhook: its starting point is saved at once, so that
-		// events written while it is stopped, before it delivered any,
-		// are not taken for the past when it starts again.
-		last, err := m.o.Engine.LastSeq(ctx)
-		if err != nil {
-			return 0, err
-		}
-		return last, m.saveCursor(ctx, name, last)
-	}
-	if err != nil {
-		return 0, err
-	}
-	return strconv.ParseInt(string(raw), 10, 64)
-}
-
-func (m *Manager) saveCursor(ctx context.Context, name string, seq int64) error {
-	return m.o.Engine.Transact(ctx, func(tx store.Tx) error {
-		return tx.PutSecret(KindCursor, name, []byte(strconv.FormatInt(seq, 10)))
-	})
-}
-
 // Sign returns the Standard Webhooks signature header value of a message.
 func Sign(key []byte, id string, ts int64, body []byte) string {
 	mac := hmac.New(sha256.New, key)
@@ -229,24 +204,23 @@ type Status struct {
 	LastOK    time.Time `json:"lastDelivered,omitzero"`
 }
 
+// worker is one webhook: the consumer that feeds it events, and the
+// deliveries it made (with their HTTP status, which the consumer's
+// attempts do not have).
 type worker struct {
-	m       *Manager
-	hook    schema.Webhook
-	key     []byte
-	matcher *feed.Matcher
-	replay  chan int64
+	hook   schema.Webhook
+	key    []byte
+	client *http.Client
+	c      *consumer.Consumer
 
 	mu         sync.Mutex
-	status     Status
 	deliveries []Delivery // ring, newest last
 }
 
 func (w *worker) snapshot() Status {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	s := w.status
-	s.Name, s.URL = w.hook.Name, w.hook.URL
-	return s
+	st := w.c.Status()
+	return Status{Name: w.hook.Name, URL: w.hook.URL, Cursor: st.Cursor, Delivered: st.Handled, Failed: st.Failed,
+		Dead: st.Dead, LastError: st.LastError, LastOK: st.LastOK}
 }
 
 func (w *worker) note(d Delivery) {
@@ -256,134 +230,21 @@ func (w *worker) note(d Delivery) {
 		w.deliveries = w.deliveries[1:]
 	}
 	w.deliveries = append(w.deliveries, d)
-	if d.Ok {
-		w.status.Delivered++
-		w.status.LastOK = d.At
-	} else {
-		w.status.Failed++
-		w.status.LastError = d.Error
-	}
 }
 
-// run delivers events after sequence after, one at a time, in order.
-// done is the last sequence fully handled (delivered, dead-lettered or not
-// for this webhook); it is saved every flushEvery and when the worker
-// stops, so a restart resumes right after it.
-func (w *worker) run(ctx context.Context, after int64) {
-	cur := feed.NewCursor(w.m.o.Hub, w.m.o.Engine, after)
-	done, saved, lastFlush := after, after, time.Now()
-	flush := func() {
-		lastFlush = time.Now()
-		if done == saved {
-			return
-		}
-		if err := w.m.saveCursor(context.WithoutCancel(ctx), w.hook.Name, done); err != nil {
-			w.m.o.Log.Error("webhook: save cursor", "webhook", w.hook.Name, "err", err)
-			return
-		}
-		saved = done
+// handle makes one delivery attempt of ev; the consumer retries a failure
+// with backoff and dead-letters the event after the last attempt.
+func (w *worker) handle(ctx context.Context, ev *eventlog.Event, attempt int) error {
+	d := w.attempt(ctx, "msg_"+strconv.FormatInt(ev.Seq, 10), ev.Seq, attempt, ev.JSON())
+	if ctx.Err() != nil {
+		return ctx.Err() // stopped mid-delivery: not an attempt
 	}
-	defer flush()
-	replay := func(from int64) {
-		cur.After, done = from, from
-		w.mu.Lock()
-		w.status.Cursor = from
-		w.mu.Unlock()
-		flush()
+	d.DeadNext = !d.Ok && attempt >= w.hook.MaxAttempts
+	w.note(d)
+	if !d.Ok {
+		return errors.New(d.Error)
 	}
-	for {
-		select {
-		case from := <-w.replay:
-			replay(from)
-		default:
-		}
-		evs, wait, err := cur.Next(ctx, 256)
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			w.m.o.Log.Error("webhook: read the log", "webhook", w.hook.Name, "err", err)
-			if !sleep(ctx, time.Second) {
-				return
-			}
-			continue
-		}
-		for _, ev := range evs {
-			if w.matcher.Match(ev) && !w.deliver(ctx, ev) {
-				return // stopped mid-event: resume at it next time
-			}
-			done = ev.Seq
-			w.mu.Lock()
-			w.status.Cursor = done
-			w.mu.Unlock()
-			if time.Since(lastFlush) >= flushEvery {
-				flush()
-			}
-			if len(w.replay) > 0 {
-				break
-			}
-		}
-		if len(evs) > 0 {
-			continue
-		}
-		flush()
-		select {
-		case <-ctx.Done():
-			return
-		case <-wait:
-		case from := <-w.replay:
-			replay(from)
-		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
-// backoff is the wait after failed attempt n (1-based): exponential from
-// RetryMin, capped at RetryMax, with jitter over its upper half so that
-// many retrying webhooks do not beat in step.
-func (w *worker) backoff(n int) time.Duration {
-	d := w.hook.RetryMin << min(n-1, 30)
-	if d <= 0 || d > w.hook.RetryMax {
-		d = w.hook.RetryMax
-	}
-	return d/2 + rand.N(d/2+1)
-}
-
-// deliver posts ev until it succeeds or runs out of attempts (then it is a
-// dead letter). It returns false only when stopped.
-func (w *worker) deliver(ctx context.Context, ev *eventlog.Event) bool {
-	body := ev.JSON()
-	id := "msg_" + strconv.FormatInt(ev.Seq, 10)
-	for n := 1; ; n++ {
-		d := w.attempt(ctx, id, ev.Seq, n, body)
-		if ctx.Err() != nil {
-			return false
-		}
-		if d.Ok {
-			w.note(d)
-			return true
-		}
-		if n >= w.hook.MaxAttempts {
-			d.DeadNext = true
-			w.note(d)
-			w.dead(ctx, ev, d)
-			return true
-		}
-		w.note(d)
-		if !sleep(ctx, w.backoff(n)) {
-			return false
-		}
-	}
+	return nil
 }
 
 func (w *worker) attempt(ctx context.Context, id string, seq int64, n int, body []byte) Delivery {
@@ -399,7 +260,7 @@ func (w *worker) attempt(ctx context.Context, id string, seq int64, n int, body 
 	req.Header.Set("webhook-id", id)
 	req.Header.Set("webhook-timestamp", strconv.FormatInt(now.Unix(), 10))
 	req.Header.Set("webhook-signature", Sign(w.key, id, now.Unix(), body))
-	resp, err := w.m.client.Do(req)
+	resp, err := w.client.Do(req)
 	d.Millis = float64(time.Since(now).Microseconds()) / 1000
 	if err != nil {
 		d.Error = err.Error()
@@ -423,22 +284,6 @@ type DeadLetter struct {
 	LastError string          `json:"lastError"`
 	At        time.Time       `json:"at"`
 	Event     json.RawMessage `json:"event"`
-}
-
-func deadKey(name string, seq int64) string { return fmt.Sprintf("%s/%019d", name, seq) }
-
-func (w *worker) dead(ctx context.Context, ev *eventlog.Event, d Delivery) {
-	raw, _ := json.Marshal(DeadLetter{Webhook: w.hook.Name, Seq: ev.Seq, Attempts: d.Attempt, LastError: d.Error, At: d.At, Event: ev.JSON()})
-	err := w.m.o.Engine.Transact(context.WithoutCancel(ctx), func(tx store.Tx) error {
-		return tx.PutSecret(KindDead, deadKey(w.hook.Name, ev.Seq), raw)
-	})
-	if err != nil {
-		w.m.o.Log.Error("webhook: store a dead letter", "webhook", w.hook.Name, "seq", ev.Seq, "err", err)
-	}
-	w.mu.Lock()
-	w.status.Dead++
-	w.mu.Unlock()
-	w.m.o.Log.Warn("webhook: event moved to the dead letters", "webhook", w.hook.Name, "seq", ev.Seq, "err", d.Error)
 }
 
 func (m *Manager) worker(name string) (*worker, error) {
@@ -485,23 +330,13 @@ func (m *Manager) DeadLetters(ctx context.Context, name string) ([]DeadLetter, e
 	if _, err := m.worker(name); err != nil {
 		return nil, err
 	}
-	all, err := m.o.Engine.Secrets(ctx, KindDead)
+	dead, err := consumer.DeadLetters(ctx, m.o.Engine, Kind, name)
 	if err != nil {
 		return nil, err
 	}
-	keys := make([]string, 0, len(all))
-	for k := range all {
-		if strings.HasPrefix(k, name+"/") {
-			keys = append(keys, k)
-		}
-	}
-	slices.Sort(keys)
-	out := make([]DeadLetter, 0, len(keys))
-	for _, k := range keys {
-		var d DeadLetter
-		if json.Unmarshal(all[k], &d) == nil {
-			out = append(out, d)
-		}
+	out := make([]DeadLetter, len(dead))
+	for i, d := range dead {
+		out[i] = DeadLetter{Webhook: name, Seq: d.Seq, Attempts: d.Attempts, LastError: d.LastError, At: d.At, Event: d.Event}
 	}
 	return out, nil
 }
@@ -515,10 +350,5 @@ func (m *Manager) Replay(ctx context.Context, name string, from int64) error {
 	if from < 1 {
 		return mantle.Errorf(mantle.Invalid, "webhook.invalid_replay", "from must be a sequence number, 1 or more")
 	}
-	select {
-	case <-w.replay: // a newer request replaces one not yet taken
-	default:
-	}
-	w.replay <- from - 1
-	return nil
+	return w.c.Replay(from)
 }
