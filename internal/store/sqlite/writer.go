@@ -67,9 +67,11 @@ func (db *DB) writer() {
 				break drain
 			}
 		}
+		db.wmu.Lock()
 		t0 := time.Now()
 		db.run(batch)
 		db.stats.record(len(batch), time.Since(t0))
+		db.wmu.Unlock()
 	}
 }
 
