@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/mantlehq/mantle/internal/api/kafka"
@@ -26,6 +27,8 @@ import (
 	"github.com/mantlehq/mantle/internal/policy"
 	"github.com/mantlehq/mantle/internal/project"
 	"github.com/mantlehq/mantle/internal/schema"
+	"github.com/mantlehq/mantle/internal/store"
+	"github.com/mantlehq/mantle/internal/store/postgres"
 	"github.com/mantlehq/mantle/internal/store/sqlite"
 )
 
@@ -33,7 +36,7 @@ import (
 type App struct {
 	Config config.Config
 	Log    *slog.Logger
-	Store  *sqlite.DB
+	Store  store.Store
 	Hub    *eventlog.Hub
 	Engine *engine.Engine
 	Auth   *auth.Service
@@ -73,7 +76,7 @@ func (a *App) Functions() []schema.Function { return a.functions }
 // the project; see ApplyProject.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
 	hub := eventlog.NewHub(0, 0)
-	st, err := sqlite.Open(ctx, cfg.Data, sqlite.Options{OnCommit: hub.Publish})
+	st, err := OpenStore(ctx, cfg, true, hub.Publish)
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +90,10 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	if err != nil {
 		st.Close()
 		return nil, err
+	}
+	if err := os.MkdirAll(cfg.Data, 0o755); err != nil { // keys and compiled modules live here with any store
+		st.Close()
+		return nil, fmt.Errorf("create data folder: %w", err)
 	}
 	keys, err := auth.LoadKeys(cfg.Data)
 	if err != nil {
@@ -104,6 +111,15 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	funcs := fn.New(fn.Options{Engine: eng, Hub: hub, Log: log, CacheDir: cfg.WasmCache, ProjectDir: cfg.Project, AllowPrivate: cfg.WebhookAllowPrivate})
 	autos := automation.New(automation.Options{Engine: eng, Hub: hub, Funcs: funcs, Log: log, AllowPrivate: cfg.WebhookAllowPrivate})
 	return &App{Config: cfg, Log: log, Store: st, Hub: hub, Engine: eng, Auth: as, Hooks: hooks, Funcs: funcs, Autos: autos}, nil
+}
+
+// OpenStore opens the configured store: SQLite in the data folder (locked
+// unless lock is false, for tools that only read), or PostgreSQL.
+func OpenStore(ctx context.Context, cfg config.Config, lock bool, onCommit func([]*eventlog.Event)) (store.Store, error) {
+	if cfg.Postgres() {
+		return postgres.Open(ctx, cfg.Store, postgres.Options{OnCommit: onCommit})
+	}
+	return sqlite.Open(ctx, cfg.Data, sqlite.Options{OnCommit: onCommit, NoLock: !lock})
 }
 
 // LoadProjectFiles reads the project files whole: schema, auth,

@@ -7,6 +7,8 @@ package apptest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -18,9 +20,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/mantlehq/mantle/internal/app"
 	"github.com/mantlehq/mantle/internal/config"
 	"github.com/mantlehq/mantle/internal/fn/fntest"
+	"github.com/mantlehq/mantle/internal/testenv"
 )
 
 // AdminToken is the admin secret of test servers.
@@ -112,6 +117,9 @@ func tryStartWith(t testing.TB, dir, data string, set func(*config.Config), befo
 	if b, err := os.ReadFile(filepath.Join(dir, "mantle.yaml")); err == nil && bytes.Contains(b, []byte("\nfunctions:")) {
 		fntest.Precompile(t, dir)
 	}
+	if os.Getenv("MANTLE_TEST_STORE") == "postgres" {
+		cfg.Store = postgresStore(t, data)
+	}
 	if set != nil {
 		set(&cfg)
 	}
@@ -142,6 +150,30 @@ func tryStartWith(t testing.TB, dir, data string, set func(*config.Config), befo
 	s := &Server{URL: hs.URL, App: a, Dir: dir, Data: data, http: hs, t: t, client: hs.Client()}
 	t.Cleanup(s.Close)
 	return s, nil
+}
+
+// postgresStore returns the store URL of a PostgreSQL schema of the data
+// folder's own (a restart on the same folder finds the same schema),
+// dropped when the test ends. MANTLE_TEST_STORE=postgres runs every API
+// test on PostgreSQL (MANTLE_TEST_POSTGRES_URL).
+func postgresStore(t testing.TB, data string) string {
+	t.Helper()
+	base := testenv.PostgresURL(t)
+	sum := sha256.Sum256([]byte(data))
+	name := "mantle_api_" + hex.EncodeToString(sum[:6])
+	t.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), base)
+		if err != nil {
+			return
+		}
+		defer c.Close(context.Background())
+		c.Exec(context.Background(), `DROP SCHEMA IF EXISTS `+name+` CASCADE`)
+	})
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	return base + sep + "search_path=" + name
 }
 
 // Close stops the server and closes the store. It may be called more

@@ -12,12 +12,12 @@ import (
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/fn"
 	"github.com/mantlehq/mantle/internal/schema"
-	"github.com/mantlehq/mantle/internal/store/sqlite"
+	"github.com/mantlehq/mantle/internal/store"
 )
 
 // openEngine opens the data folder for a one-shot command.
-func openEngine(ctx context.Context, cfg config.Config, lock bool) (*sqlite.DB, *engine.Engine, error) {
-	st, err := sqlite.Open(ctx, cfg.Data, sqlite.Options{NoLock: !lock})
+func openEngine(ctx context.Context, cfg config.Config, lock bool) (store.Store, *engine.Engine, error) {
+	st, err := app.OpenStore(ctx, cfg, lock, nil)
 	if err != nil {
 		return nil, nil, err
 	}

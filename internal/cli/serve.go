@@ -13,6 +13,7 @@ import (
 
 	"github.com/mantlehq/mantle/internal/app"
 	"github.com/mantlehq/mantle/internal/config"
+	"github.com/mantlehq/mantle/internal/store/sqlite"
 )
 
 func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -72,7 +73,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func pprofMux(a *app.App) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/writer", func(w http.ResponseWriter, r *http.Request) {
-		s := a.Store.Stats()
+		ws, ok := a.Store.(interface{ Stats() sqlite.WriterStats })
+		if !ok {
+			http.Error(w, "the store keeps no writer statistics", http.StatusNotFound)
+			return
+		}
+		s := ws.Stats()
 		fmt.Fprintf(w, "batches %d writes %d busy %s commit %s\n", s.Batches, s.Writes, s.Busy, s.Commit)
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)

@@ -17,8 +17,14 @@ import (
 
 // Config is the server's settings.
 type Config struct {
-	Project      string // project folder; default "."
-	Data         string // data folder; default PROJECT/mantle_data
+	Project string // project folder; default "."
+	Data    string // data folder; default PROJECT/mantle_data
+	// Store is where records and the event log live: empty (the default)
+	// for the embedded SQLite database in the data folder, or a
+	// postgres:// URL for PostgreSQL (add search_path=NAME to use a schema
+	// other than public). Signing keys and compiled modules stay in the data
+	// folder either way.
+	Store        string
 	HTTP         string // listen address; default 127.0.0.1:8090
 	AdminToken   string // bearer token that acts as an administrator; empty disables it
 	MaxBodyBytes int64  // request body limit; default 1 MiB
@@ -57,6 +63,7 @@ type Config struct {
 const (
 	EnvProject        = "MANTLE_PROJECT"
 	EnvData           = "MANTLE_DATA"
+	EnvStore          = "MANTLE_STORE"
 	EnvHTTP           = "MANTLE_HTTP"
 	EnvAdminToken     = "MANTLE_ADMIN_TOKEN"
 	EnvMaxBody        = "MANTLE_MAX_BODY_BYTES"
@@ -85,6 +92,7 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	}
 	set(&c.Project, EnvProject)
 	set(&c.Data, EnvData)
+	set(&c.Store, EnvStore)
 	set(&c.HTTP, EnvHTTP)
 	set(&c.AdminToken, EnvAdminToken)
 	set(&c.LogLevel, EnvLogLevel)
@@ -134,6 +142,7 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 func (c *Config) Flags(fs *flag.FlagSet, serve bool) {
 	fs.StringVar(&c.Project, "project", c.Project, "project folder (with mantle.yaml)")
 	fs.StringVar(&c.Data, "data", c.Data, "data folder (default PROJECT/mantle_data)")
+	fs.StringVar(&c.Store, "store", c.Store, "database: empty for SQLite in the data folder, or a postgres:// URL")
 	fs.StringVar(&c.WasmCache, "wasm-cache", c.WasmCache, "folder of compiled function modules (default DATA/wasm-cache)")
 	if serve {
 		fs.StringVar(&c.HTTP, "http", c.HTTP, "HTTP listen address")
@@ -158,6 +167,9 @@ func (c *Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
 		return fmt.Errorf("--http %q: want HOST:PORT, such as 127.0.0.1:8090", c.HTTP)
+	}
+	if c.Store != "" && !c.Postgres() {
+		return fmt.Errorf("--store %q: want a postgres:// URL, or nothing for SQLite in the data folder", c.Store)
 	}
 	if c.MaxBodyBytes < 1024 {
 		return errors.New("the body limit must be at least 1024 bytes")
@@ -184,6 +196,11 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log level %q: use debug, info, warn or error", c.LogLevel)
 	}
 	return nil
+}
+
+// Postgres reports whether the store is PostgreSQL.
+func (c *Config) Postgres() bool {
+	return strings.HasPrefix(c.Store, "postgres://") || strings.HasPrefix(c.Store, "postgresql://")
 }
 
 // Load applies defaults, the environment and the flags in args.

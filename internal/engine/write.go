@@ -42,6 +42,8 @@ type Result struct {
 	Record     *schema.Record  // nil for delete
 	JSON       json.RawMessage // the record as JSON (as in its event); nil for delete
 	Seq        int64           // the op's event
+
+	event *eventlog.Event // Seq is read from it after the commit: a store may number events only then
 }
 
 type prepared struct {
@@ -97,6 +99,11 @@ func (e *Engine) write(ctx context.Context, ops []Op, batch bool, then func(stor
 	})
 	if err != nil {
 		return nil, err
+	}
+	for i := range results {
+		if results[i].event != nil {
+			results[i].Seq = results[i].event.Seq
+		}
 	}
 	return results, nil
 }
@@ -277,7 +284,7 @@ func (e *Engine) apply(tx store.Tx, id mantle.Identity, p prepared, pfx string) 
 			return res, err
 		}
 	}
-	res.Seq = ev.Seq
+	res.event = ev
 	return res, nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/mantlehq/mantle/internal/apptest"
 	"github.com/mantlehq/mantle/internal/cli"
+	"github.com/mantlehq/mantle/internal/config"
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/policy"
 	"github.com/mantlehq/mantle/internal/project"
@@ -62,7 +63,9 @@ collections:
 `
 
 func TestReplayRebuildsEveryRow(t *testing.T) {
-	s := apptest.Start(t, v1)
+	// mantle replay rebuilds a SQLite data folder: pinned to SQLite even
+	// when MANTLE_TEST_STORE runs the API tests on PostgreSQL.
+	s := apptest.StartConfig(t, v1, func(c *config.Config) { c.Store = "" })
 	var ids []string
 	for i := 0; i < 30; i++ {
 		r := s.Do("POST", "/api/collections/posts/records", fmt.Sprintf(

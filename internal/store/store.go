@@ -59,7 +59,9 @@ type Tx interface {
 	Update(c *schema.Collection, r *schema.Record) error
 	// Delete removes a record by id.
 	Delete(c *schema.Collection, id string) error
-	// Append adds an event to the log and sets its Seq.
+	// Append adds an event to the log. Its Seq is set by the time Write
+	// returns; an adapter may number events only at commit, so fn must not
+	// rely on Seq.
 	Append(e *eventlog.Event) error
 	// Secret returns a stored secret as the transaction sees it, or
 	// not_found.

@@ -28,3 +28,14 @@ func SkipOrFail(t testing.TB, dep, reason string) {
 	}
 	t.Skipf("skipping: %s (set MANTLE_TEST_REQUIRE=%s to make this a failure)", reason, dep)
 }
+
+// PostgresURL returns MANTLE_TEST_POSTGRES_URL, or skips (or fails) the
+// test when it is unset.
+func PostgresURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv("MANTLE_TEST_POSTGRES_URL")
+	if u == "" {
+		SkipOrFail(t, "postgres", "MANTLE_TEST_POSTGRES_URL is not set")
+	}
+	return u
+}

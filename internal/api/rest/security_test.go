@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -292,6 +293,7 @@ func TestSQLInjection(t *testing.T) {
 	ada, adaAuth := s.User("ada@example.com")
 	s.Do("POST", "/api/collections/posts/records", map[string]any{"title": "x", "published": true, "author": ada}, adaAuth)
 	hostile := []string{`' OR '1'='1`, `"; DROP TABLE posts; --`, `\' OR 1=1 --`, "x\x00y", `%' OR title LIKE '%`}
+	postgres, stored := os.Getenv("MANTLE_TEST_STORE") == "postgres", 6
 	for _, h := range hostile {
 		for _, q := range []string{
 			"filter=" + url.QueryEscape(`title == "`+strings.ReplaceAll(h, `"`, `\"`)+`"`),
@@ -326,13 +328,21 @@ func TestSQLInjection(t *testing.T) {
 			t.Errorf("events of type %q: %d %s", h, r.Status, r.Body)
 		}
 		r = s.Do("POST", "/api/collections/posts/records", map[string]any{"title": h, "published": true, "author": ada}, adaAuth)
+		if postgres && strings.Contains(h, "\x00") {
+			// PostgreSQL's text cannot hold NUL: a precise 400 there.
+			if r.Status != 400 || r.JSON()["reason"] != "record.validation" {
+				t.Errorf("a NUL title on PostgreSQL: %d %s", r.Status, r.Body)
+			}
+			stored--
+			continue
+		}
 		if r.Status != 201 {
 			t.Errorf("a hostile title is data: %d %s", r.Status, r.Body)
 		} else if got := r.JSON()["title"]; got != h {
 			t.Errorf("stored %q as %q", h, got)
 		}
 	}
-	if body := string(s.Do("GET", "/api/collections/posts/records?count=true", nil, adaAuth).Body); !strings.Contains(body, `"total":6`) {
+	if body := string(s.Do("GET", "/api/collections/posts/records?count=true", nil, adaAuth).Body); !strings.Contains(body, fmt.Sprintf(`"total":%d`, stored)) {
 		t.Errorf("the table lost or gained rows: %s", body)
 	}
 }

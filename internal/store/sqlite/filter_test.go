@@ -1,152 +1,31 @@
 package sqlite_test
 
 import (
-	"context"
-	"encoding/json"
-	"fmt"
 	"slices"
 	"testing"
-	"time"
 
-	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/query"
-	"github.com/mantlehq/mantle/internal/schema"
-	"github.com/mantlehq/mantle/internal/store"
-	"github.com/mantlehq/mantle/internal/store/sqlite"
 	"github.com/mantlehq/mantle/internal/store/storetest"
 )
 
-// filterDB is a store seeded with records that exercise nulls, unicode,
-// prefixes and every field type.
-func filterDB(t testing.TB) (*sqlite.DB, *schema.Collection, []*schema.Record) {
-	db, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	s := storetest.Fixture()
-	c := s.Collections[0]
-	names := []string{"alpha", "Alpha", "alp", "b%_", "é日本", "", "z\u00ff", "a\\b", "ALPHA beta"}
-	var recs []*schema.Record
-	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
-	for i, n := range names {
-		r := &schema.Record{ID: fmt.Sprintf("r%02d", i), CreatedAt: base, UpdatedAt: base, Version: int64(i%3 + 1), Data: map[string]any{"name": n}}
-		if i%3 != 0 {
-			r.Data["n"] = float64(i % 4)
-			r.Data["x"] = float64(i) / 2
-		}
-		if i%2 == 0 {
-			r.Data["ok"] = i%4 == 0
-			r.Data["kind"] = []string{"a", "b"}[i%4/2]
-			r.Data["at"] = base.Add(time.Duration(i) * time.Hour)
-			r.Data["doc"] = json.RawMessage(`[1]`)
-		}
-		recs = append(recs, r)
-	}
-	err = db.Write(context.Background(), func(tx store.Tx) error {
-		if err := tx.Migrate(nil, s, schema.Diff(nil, s)); err != nil {
-			return err
-		}
-		for _, r := range recs {
-			if err := tx.Insert(c, r); err != nil {
-				return err
-			}
-		}
-		return tx.Append(&eventlog.Event{Type: "test", Time: base})
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return db, c, recs
-}
-
-// matchSQL and matchGo return the ids a filter selects in SQL and in Go.
-func matchBoth(t testing.TB, db *sqlite.DB, c *schema.Collection, recs []*schema.Record, e query.Expr) (sqlIDs, goIDs []string) {
-	sort, _ := query.ParseSort(c, "")
-	p, err := db.List(context.Background(), c, &query.Query{Filter: e, Sort: sort, Limit: 1000})
-	if err != nil {
-		t.Fatalf("list: %v", err)
-	}
-	for _, r := range p.Records {
-		sqlIDs = append(sqlIDs, r.ID)
-	}
-	for _, r := range recs {
-		if query.Eval(e, func(n string) any { return query.Value(r, n) }) {
-			goIDs = append(goIDs, r.ID)
-		}
-	}
-	return sqlIDs, goIDs
-}
-
-var filterSeeds = []string{
-	`name.startsWith("alp")`, `name.startsWith("")`, `name.endsWith("a")`, `name.contains("%")`, `name.contains("_")`,
-	`name.startsWith("a\\")`, `name > "alpha"`, `!(n > 1)`, `n != 1`, `!(name in ["alpha", "alp"])`, `ok`, `!ok`,
-	`kind == "a" || x >= 2`, `at >= timestamp("2024-01-01T02:00:00Z")`, `has(doc) && !has(n)`, `version in [1, 3]`,
-	`name.endsWith("日本")`, `!name.contains("l")`, `id > "r03" && id <= "r07"`, `n == 0`, `x != 0.5`,
-}
-
-// TestFilterSQLMatchesEval checks that SQL and the in-memory evaluator
-// select the same records: realtime filters and list filters agree.
-func TestFilterSQLMatchesEval(t *testing.T) {
-	db, c, recs := filterDB(t)
-	comp, _ := query.NewCompiler(c)
-	for _, src := range filterSeeds {
-		e, err := comp.Compile(src)
-		if err != nil {
-			t.Fatalf("%s: %v", src, err)
-		}
-		sqlIDs, goIDs := matchBoth(t, db, c, recs, e)
-		if !slices.Equal(sqlIDs, goIDs) {
-			t.Errorf("%s: SQL %v, Go %v", src, sqlIDs, goIDs)
-		}
-	}
-}
-
+// FuzzFilterSQLMatchesEval checks, for any filter that compiles, that
+// SQLite and the in-memory evaluator select the same records (the suite's
+// FilterMatchesEval runs the seeds).
 func FuzzFilterSQLMatchesEval(f *testing.F) {
-	for _, s := range filterSeeds {
+	for _, s := range storetest.FilterSeeds {
 		f.Add(s)
 	}
-	db, c, recs := filterDB(f)
+	db := openTB(f)
+	c, recs := storetest.FilterFixture(f, db)
 	comp, _ := query.NewCompiler(c)
 	f.Fuzz(func(t *testing.T, src string) {
 		e, err := comp.Compile(src)
 		if err != nil {
 			return
 		}
-		sqlIDs, goIDs := matchBoth(t, db, c, recs, e)
+		sqlIDs, goIDs := storetest.MatchBoth(t, db, c, recs, e)
 		if !slices.Equal(sqlIDs, goIDs) {
 			t.Fatalf("%q: SQL %v, Go %v", src, sqlIDs, goIDs)
 		}
 	})
-}
-
-// TestEncodedRowsMatchAppendJSON checks that list rows encoded straight
-// from SQLite are byte for byte what schema.AppendJSON writes.
-func TestEncodedRowsMatchAppendJSON(t *testing.T) {
-	db, c, _ := filterDB(t)
-	sort, _ := query.ParseSort(c, "-n")
-	for _, only := range []map[string]bool{nil, {"id": true, "name": true, "at": true}, {"id": true, "createdAt": true, "version": true, "doc": true, "ok": true, "x": true}} {
-		q := &query.Query{Filter: query.Const{Value: true}, Sort: sort, Limit: 100, Fields: only}
-		plain, err := db.List(context.Background(), c, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q.Encode = true
-		enc, err := db.List(context.Background(), c, q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(enc.JSON) != len(plain.Records) || len(plain.Records) == 0 {
-			t.Fatalf("%d encoded rows, %d records", len(enc.JSON), len(plain.Records))
-		}
-		for i, r := range plain.Records {
-			want := string(c.AppendJSON(nil, r, only, nil))
-			if got := string(enc.JSON[i]); got != want {
-				t.Errorf("row %d:\n got  %s\n want %s", i, got, want)
-			}
-			if !json.Valid(enc.JSON[i]) {
-				t.Errorf("row %d is not valid JSON: %s", i, enc.JSON[i])
-			}
-		}
-	}
 }

@@ -9,7 +9,9 @@ import (
 	"github.com/mantlehq/mantle/internal/store/storetest"
 )
 
-func open(t *testing.T) store.Store {
+func open(t *testing.T) store.Store { return openTB(t) }
+
+func openTB(t testing.TB) *sqlite.DB {
 	db, err := sqlite.Open(context.Background(), t.TempDir(), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)

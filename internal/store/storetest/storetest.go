@@ -38,6 +38,8 @@ func Run(t *testing.T, open Open) {
 		{"ListKeyset", testList},
 		{"MigrateSteps", testMigrate},
 		{"Secrets", testSecrets},
+		{"FilterMatchesEval", testFilterMatchesEval},
+		{"EncodedRows", testEncodedRows},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

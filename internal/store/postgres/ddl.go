@@ -1,0 +1,113 @@
+package postgres
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/schema"
+)
+
+// columnType is the column type that stores a field. Text, datetimes
+// (schema.TimeFormat, which sorts as it reads), selects and relations are
+// TEXT in the "C" collation: bytewise order, as in SQLite and query.Eval.
+// JSON is json, which keeps the text exactly as it was written.
+func columnType(f *schema.Field) string {
+	switch f.Type {
+	case schema.Number:
+		if f.Integer {
+			return "BIGINT"
+		}
+		return "DOUBLE PRECISION"
+	case schema.Bool:
+		return "BOOLEAN"
+	case schema.JSON:
+		return "JSON"
+	}
+	return `TEXT COLLATE "C"`
+}
+
+func indexName(c string, ix schema.Index) string {
+	prefix := "idx_"
+	if ix.Unique {
+		prefix = "uq_"
+	}
+	return prefix + c + "_" + strings.Join(ix.Fields, "_")
+}
+
+// CreateTableSQL returns the statement that creates a collection's table.
+func CreateTableSQL(c *schema.Collection) string {
+	var b strings.Builder
+	b.WriteString("CREATE TABLE " + quote(c.Name) + " (\n\tid TEXT COLLATE \"C\" PRIMARY KEY NOT NULL,\n\t\"createdAt\" TEXT COLLATE \"C\" NOT NULL,\n\t\"updatedAt\" TEXT COLLATE \"C\" NOT NULL,\n\tversion BIGINT NOT NULL")
+	for _, f := range c.Fields {
+		b.WriteString(",\n\t" + quote(f.Name) + " " + columnType(f))
+	}
+	b.WriteString("\n)")
+	return b.String()
+}
+
+// StepSQL returns the statements that carry out one migration step.
+func StepSQL(to *schema.Schema, s schema.Step) []string {
+	t := quote(s.Collection)
+	switch s.Kind {
+	case schema.DropIndex:
+		return []string{"DROP INDEX IF EXISTS " + quote(indexName(s.Collection, s.Index))}
+	case schema.DropField:
+		return []string{"ALTER TABLE " + t + " DROP COLUMN IF EXISTS " + quote(s.Field.Name)}
+	case schema.DropCollection:
+		return []string{"DROP TABLE " + t}
+	case schema.CreateCollection:
+		return []string{CreateTableSQL(to.Collection(s.Collection))}
+	case schema.AddField:
+		return []string{"ALTER TABLE " + t + " ADD COLUMN " + quote(s.Field.Name) + " " + columnType(s.Field)}
+	case schema.AlterField:
+		if !s.Destructive {
+			return nil // only validation changed
+		}
+		return []string{
+			"ALTER TABLE " + t + " DROP COLUMN " + quote(s.Field.Name),
+			"ALTER TABLE " + t + " ADD COLUMN " + quote(s.Field.Name) + " " + columnType(s.Field),
+		}
+	case schema.CreateIndex:
+		cols := make([]string, len(s.Index.Fields))
+		for i, f := range s.Index.Fields {
+			cols[i] = quote(f)
+		}
+		u := ""
+		if s.Index.Unique {
+			u = "UNIQUE "
+		}
+		return []string{"CREATE " + u + "INDEX " + quote(indexName(s.Collection, s.Index)) + " ON " + t + " (" + strings.Join(cols, ", ") + ")"}
+	}
+	return nil
+}
+
+// Migrate implements store.Tx. PostgreSQL's DDL is transactional: a
+// failing step undoes the whole migration with the batch.
+func (t *tx) Migrate(from, to *schema.Schema, steps []schema.Step) error {
+	t.migrated = true
+	for _, s := range steps {
+		for _, q := range StepSQL(to, s) {
+			if _, err := t.db.exec(q); err != nil {
+				var pe *pgconn.PgError
+				if s.Kind == schema.CreateIndex && errors.As(err, &pe) && pe.Code == "23505" {
+					return mantle.Errorf(mantle.Conflict, "schema.unique_violation",
+						"cannot add unique index on %s(%s): existing records share a value; fix them first",
+						s.Collection, strings.Join(s.Index.Fields, ", "))
+				}
+				return fmt.Errorf("%s: %s: %w", s, q, err)
+			}
+		}
+	}
+	raw, err := json.Marshal(to)
+	if err != nil {
+		return err
+	}
+	_, err = t.db.exec(`INSERT INTO _mantle_meta (key, value) VALUES ('schema', $1)
+		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, raw)
+	return wrap("record applied schema", err)
+}

@@ -1,0 +1,121 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/mantlehq/mantle/internal/schema"
+)
+
+// Get implements store.Tx.
+func (t *tx) Get(c *schema.Collection, id string) (*schema.Record, error) {
+	if strings.IndexByte(id, 0) >= 0 {
+		return nil, notFound(c, id)
+	}
+	s := newScanner(c)
+	err := t.db.wconn.QueryRow(bg, t.db.sqlFor(c).get, id).Scan(s.dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound(c, id)
+	}
+	if err != nil {
+		return nil, wrap("get "+c.Name, err)
+	}
+	return s.record(), nil
+}
+
+// Exists implements store.Tx.
+func (t *tx) Exists(c *schema.Collection, id string) (bool, error) {
+	if strings.IndexByte(id, 0) >= 0 {
+		return false, nil
+	}
+	var one int
+	err := t.db.wconn.QueryRow(bg, t.db.sqlFor(c).exists, id).Scan(&one)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, wrap("check "+c.Name, err)
+}
+
+// Insert implements store.Tx.
+func (t *tx) Insert(c *schema.Collection, r *schema.Record) error {
+	if err := checkNUL(c, r); err != nil {
+		return err
+	}
+	if _, err := t.db.exec(t.db.sqlFor(c).insert, rowArgs(c, r)...); err != nil {
+		return translate(c, wrap("insert into "+c.Name, err))
+	}
+	return nil
+}
+
+// Update implements store.Tx.
+func (t *tx) Update(c *schema.Collection, r *schema.Record) error {
+	if err := checkNUL(c, r); err != nil {
+		return err
+	}
+	args := rowArgs(c, r)
+	args = append(args[1:], r.ID)
+	n, err := t.db.exec(t.db.sqlFor(c).update, args...)
+	if err != nil {
+		return translate(c, wrap("update "+c.Name, err))
+	}
+	if n == 0 {
+		return notFound(c, r.ID)
+	}
+	return nil
+}
+
+// Delete implements store.Tx.
+func (t *tx) Delete(c *schema.Collection, id string) error {
+	if strings.IndexByte(id, 0) >= 0 {
+		return notFound(c, id)
+	}
+	n, err := t.db.exec(t.db.sqlFor(c).delete, id)
+	if err != nil {
+		return wrap("delete from "+c.Name, err)
+	}
+	if n == 0 {
+		return notFound(c, id)
+	}
+	return nil
+}
+
+// Get implements store.Store.
+func (db *DB) Get(ctx context.Context, c *schema.Collection, id string) (*schema.Record, error) {
+	if strings.IndexByte(id, 0) >= 0 {
+		return nil, notFound(c, id)
+	}
+	s := newScanner(c)
+	err := db.pool.QueryRow(ctx, db.sqlFor(c).get, id).Scan(s.dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, notFound(c, id)
+	}
+	if err != nil {
+		return nil, wrap("get "+c.Name, err)
+	}
+	return s.record(), nil
+}
+
+// GetMany implements store.Store.
+func (db *DB) GetMany(ctx context.Context, c *schema.Collection, ids []string) (map[string]*schema.Record, error) {
+	out := make(map[string]*schema.Record, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := db.pool.Query(ctx, `SELECT `+columns(c)+` FROM `+quote(c.Name)+` WHERE id = ANY($1)`, ids)
+	if err != nil {
+		return nil, wrap("get "+c.Name, err)
+	}
+	defer rows.Close()
+	s := newScanner(c)
+	for rows.Next() {
+		if err := rows.Scan(s.dest...); err != nil {
+			return nil, wrap("get "+c.Name, err)
+		}
+		r := s.record()
+		out[r.ID] = r
+	}
+	return out, wrap("get "+c.Name, rows.Err())
+}
