@@ -73,13 +73,20 @@ func StepSQL(to *schema.Schema, s schema.Step) []string {
 			"ALTER TABLE " + t + " ADD COLUMN " + quote(s.Field.Name) + " " + columnType(s.Field),
 		}
 	case schema.CreateIndex:
+		// NULLS FIRST, so that a scan forward gives a list's ascending
+		// order (nulls first) and a scan backward its descending order
+		// (nulls last); a plain index would force a sort. An ordinary
+		// index ends with id, the tie-break of every sort, so a page of a
+		// keyset walk is a range of the index.
 		cols := make([]string, len(s.Index.Fields))
 		for i, f := range s.Index.Fields {
-			cols[i] = quote(f)
+			cols[i] = quote(f) + " NULLS FIRST"
 		}
 		u := ""
 		if s.Index.Unique {
 			u = "UNIQUE "
+		} else {
+			cols = append(cols, "id")
 		}
 		return []string{"CREATE " + u + "INDEX " + quote(indexName(s.Collection, s.Index)) + " ON " + t + " (" + strings.Join(cols, ", ") + ")"}
 	}
@@ -92,7 +99,7 @@ func (t *tx) Migrate(from, to *schema.Schema, steps []schema.Step) error {
 	t.migrated = true
 	for _, s := range steps {
 		for _, q := range StepSQL(to, s) {
-			if _, err := t.db.exec(q); err != nil {
+			if _, err := t.execNow(q); err != nil {
 				var pe *pgconn.PgError
 				if s.Kind == schema.CreateIndex && errors.As(err, &pe) && pe.Code == "23505" {
 					return mantle.Errorf(mantle.Conflict, "schema.unique_violation",
@@ -107,7 +114,7 @@ func (t *tx) Migrate(from, to *schema.Schema, steps []schema.Step) error {
 	if err != nil {
 		return err
 	}
-	_, err = t.db.exec(`INSERT INTO _mantle_meta (key, value) VALUES ('schema', $1)
+	_, err = t.execNow(`INSERT INTO _mantle_meta (key, value) VALUES ('schema', $1)
 		ON CONFLICT (key) DO UPDATE SET value = excluded.value`, raw)
 	return wrap("record applied schema", err)
 }

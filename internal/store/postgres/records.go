@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/mantlehq/mantle/internal/schema"
 )
@@ -14,6 +15,9 @@ import (
 func (t *tx) Get(c *schema.Collection, id string) (*schema.Record, error) {
 	if strings.IndexByte(id, 0) >= 0 {
 		return nil, notFound(c, id)
+	}
+	if err := t.flush(); err != nil {
+		return nil, err
 	}
 	s := newScanner(c)
 	err := t.db.wconn.QueryRow(bg, t.db.sqlFor(c).get, id).Scan(s.dest...)
@@ -31,6 +35,9 @@ func (t *tx) Exists(c *schema.Collection, id string) (bool, error) {
 	if strings.IndexByte(id, 0) >= 0 {
 		return false, nil
 	}
+	if err := t.flush(); err != nil {
+		return false, err
+	}
 	var one int
 	err := t.db.wconn.QueryRow(bg, t.db.sqlFor(c).exists, id).Scan(&one)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -44,10 +51,8 @@ func (t *tx) Insert(c *schema.Collection, r *schema.Record) error {
 	if err := checkNUL(c, r); err != nil {
 		return err
 	}
-	if _, err := t.db.exec(t.db.sqlFor(c).insert, rowArgs(c, r)...); err != nil {
-		return translate(c, wrap("insert into "+c.Name, err))
-	}
-	return nil
+	return t.queue(pending{sql: t.db.sqlFor(c).insert, args: rowArgs(c, r),
+		translate: func(err error) error { return translate(c, wrap("insert into "+c.Name, err)) }})
 }
 
 // Update implements store.Tx.
@@ -57,14 +62,9 @@ func (t *tx) Update(c *schema.Collection, r *schema.Record) error {
 	}
 	args := rowArgs(c, r)
 	args = append(args[1:], r.ID)
-	n, err := t.db.exec(t.db.sqlFor(c).update, args...)
-	if err != nil {
-		return translate(c, wrap("update "+c.Name, err))
-	}
-	if n == 0 {
-		return notFound(c, r.ID)
-	}
-	return nil
+	return t.queue(pending{sql: t.db.sqlFor(c).update, args: args,
+		translate: func(err error) error { return translate(c, wrap("update "+c.Name, err)) },
+		check:     changed(c, r.ID)})
 }
 
 // Delete implements store.Tx.
@@ -72,14 +72,21 @@ func (t *tx) Delete(c *schema.Collection, id string) error {
 	if strings.IndexByte(id, 0) >= 0 {
 		return notFound(c, id)
 	}
-	n, err := t.db.exec(t.db.sqlFor(c).delete, id)
-	if err != nil {
-		return wrap("delete from "+c.Name, err)
+	return t.queue(pending{sql: t.db.sqlFor(c).delete, args: []any{id},
+		translate: func(err error) error { return wrap("delete from "+c.Name, err) },
+		check:     changed(c, id)})
+}
+
+// changed checks that an update or delete found its record. The check
+// runs when the statement is sent (Update and Delete return before):
+// the error fails the write all the same.
+func changed(c *schema.Collection, id string) func(pgconn.CommandTag) error {
+	return func(tag pgconn.CommandTag) error {
+		if tag.RowsAffected() == 0 {
+			return notFound(c, id)
+		}
+		return nil
 	}
-	if n == 0 {
-		return notFound(c, id)
-	}
-	return nil
 }
 
 // Get implements store.Store.

@@ -59,18 +59,21 @@ func (t *tx) Secret(kind, key string) ([]byte, error) {
 	if strings.ContainsRune(kind+key, 0) {
 		return nil, secretNotFound(kind, key)
 	}
+	if err := t.flush(); err != nil {
+		return nil, err
+	}
 	return secret(t.db.wconn.QueryRow(bg, `SELECT value FROM _mantle_secrets WHERE kind = $1 AND key = $2`, kind, key), kind, key)
 }
 
 // PutSecret implements store.Tx.
 func (t *tx) PutSecret(kind, key string, value []byte) error {
-	_, err := t.db.exec(`INSERT INTO _mantle_secrets (kind, key, value) VALUES ($1, $2, $3)
-		ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value`, kind, key, value)
-	return wrap("store "+kind, err)
+	return t.queue(pending{sql: `INSERT INTO _mantle_secrets (kind, key, value) VALUES ($1, $2, $3)
+		ON CONFLICT (kind, key) DO UPDATE SET value = excluded.value`, args: []any{kind, key, value},
+		translate: func(err error) error { return wrap("store "+kind, err) }})
 }
 
 // DeleteSecret implements store.Tx.
 func (t *tx) DeleteSecret(kind, key string) (bool, error) {
-	n, err := t.db.exec(`DELETE FROM _mantle_secrets WHERE kind = $1 AND key = $2`, kind, key)
+	n, err := t.execNow(`DELETE FROM _mantle_secrets WHERE kind = $1 AND key = $2`, kind, key)
 	return n > 0, wrap("delete "+kind, err)
 }

@@ -2,10 +2,12 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"runtime/debug"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/store"
@@ -102,68 +104,109 @@ func (db *DB) run(batch []*writeReq) {
 }
 
 // runFast runs the batch without savepoints and reports whether it is
-// done. A lone write that fails is done: its transaction is rolled back
-// and its error returned.
+// done. Statements are pipelined: a batch of creates costs one round trip
+// to the server, BEGIN to COMMIT. So a failing statement's error may
+// surface later than the call that made it, even in another write of the
+// batch: after any failure but the commit's own, the batch runs again on
+// the savepoint path, where each statement is sent at once and its error
+// comes back to the write that made it.
 func (db *DB) runFast(batch []*writeReq) bool {
 	t := &tx{db: db}
-	if _, err := db.exec("BEGIN"); err != nil {
-		db.fail(batch, fmt.Errorf("begin: %w", err))
-		return true
-	}
+	t.queue(pending{sql: "BEGIN"})
 	for _, req := range batch {
-		if req.err = call(req.fn, t); req.err != nil {
+		if err := call(req.fn, t); err != nil {
+			t.queued = nil
 			db.exec("ROLLBACK")
-			if len(batch) == 1 {
-				req.done <- req.err
-				return true
-			}
-			for _, r := range batch {
-				r.err = nil
-			}
 			return false
 		}
 	}
-	db.commit(batch, t)
+	if err := t.commit(); err != nil {
+		db.exec("ROLLBACK")
+		if errors.Is(err, errCommit) {
+			db.fail(batch, err)
+			return true
+		}
+		return false
+	}
+	db.committed(batch, t)
 	return true
 }
 
 func (db *DB) runSafe(batch []*writeReq) {
-	t := &tx{db: db}
+	t := &tx{db: db, sync: true}
 	if _, err := db.exec("BEGIN"); err != nil {
 		db.fail(batch, fmt.Errorf("begin: %w", err))
 		return
 	}
 	for _, req := range batch {
-		if _, err := db.exec("SAVEPOINT w"); err != nil {
+		if err := t.queue(pending{sql: "SAVEPOINT w"}); err != nil {
 			db.abort(batch, fmt.Errorf("savepoint: %w", err))
 			return
 		}
 		nev := len(t.events)
-		if req.err = call(req.fn, t); req.err != nil {
+		req.err = call(req.fn, t)
+		if req.err == nil {
+			req.err = t.flush()
+		}
+		if req.err != nil {
 			t.events = t.events[:nev]
 			if _, err := db.exec("ROLLBACK TO SAVEPOINT w"); err != nil {
 				db.abort(batch, fmt.Errorf("rollback to savepoint: %w", err))
 				return
 			}
 		}
-		if _, err := db.exec("RELEASE SAVEPOINT w"); err != nil {
+		if err := t.queue(pending{sql: "RELEASE SAVEPOINT w"}); err != nil {
 			db.abort(batch, fmt.Errorf("release savepoint: %w", err))
 			return
 		}
 	}
-	db.commit(batch, t)
-}
-
-// commit numbers the batch's events, inserts them and commits.
-func (db *DB) commit(batch []*writeReq, t *tx) {
-	if err := t.appendEvents(); err != nil {
+	if err := t.commit(); err != nil {
 		db.abort(batch, err)
 		return
 	}
-	if _, err := db.exec("COMMIT"); err != nil {
-		db.abort(batch, fmt.Errorf("commit: %w", err))
-		return
+	db.committed(batch, t)
+}
+
+// errCommit marks a failure of the commit itself, not of one write.
+var errCommit = errors.New("commit")
+
+// commit numbers the batch's events, inserts them and commits, in the
+// same pipeline as the statements still queued.
+func (t *tx) commit() error {
+	t.sync = false // the events and the commit go together
+	if n := int64(len(t.events)); n > 0 {
+		types, colls, subjects, times, actors := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		data := make([][]byte, n)
+		for i, e := range t.events {
+			types[i], colls[i], subjects[i], times[i], actors[i], data[i] = e.Type, e.Collection, e.Subject, formatTime(e.Time), e.Actor, e.Data
+		}
+		t.queue(pending{sql: appendEvents, args: []any{n, types, colls, subjects, times, actors, data}, row: func(r pgx.Row) error {
+			var last int64
+			if err := r.Scan(&last); err != nil {
+				return fmt.Errorf("%w: append events: %w", errCommit, err)
+			}
+			for i, e := range t.events {
+				e.Seq = last - n + 1 + int64(i)
+			}
+			return nil
+		}})
 	}
+	t.queue(pending{sql: "COMMIT", translate: func(err error) error { return fmt.Errorf("%w: %w", errCommit, err) }})
+	return t.flush()
+}
+
+// appendEvents takes the next sequences from the counter row, which stays
+// locked until the commit, and inserts the events with them, in one
+// statement; it returns the last sequence taken.
+const appendEvents = `WITH c AS (UPDATE _mantle_log SET last = last + $1 WHERE id = 1 RETURNING last),
+	e AS (INSERT INTO _mantle_events (seq, type, collection, subject, time, actor, data)
+		SELECT c.last - $1 + u.ord, u.type, u.collection, u.subject, u.time, u.actor, u.data
+		FROM c, unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[])
+			WITH ORDINALITY AS u(type, collection, subject, time, actor, data, ord))
+	SELECT last FROM c`
+
+// committed updates what follows a commit and answers every write.
+func (db *DB) committed(batch []*writeReq, t *tx) {
 	if t.migrated {
 		db.tables.Clear()
 		db.wconn.DeallocateAll(bg)
@@ -177,28 +220,73 @@ func (db *DB) commit(batch []*writeReq, t *tx) {
 	}
 }
 
-// appendEvents takes the next sequences from the counter row, which stays
-// locked until the commit, and inserts the events in one statement.
-func (t *tx) appendEvents() error {
-	n := int64(len(t.events))
-	if n == 0 {
+// pending is a statement queued in the pipeline. check looks at an
+// executed statement's result; row reads a statement's one row instead.
+type pending struct {
+	sql       string
+	args      []any
+	check     func(pgconn.CommandTag) error
+	row       func(pgx.Row) error
+	translate func(error) error
+}
+
+// queue adds a statement to the pipeline. In a synchronous transaction
+// (the savepoint path, which runs only after a pipelined batch failed) it
+// is sent at once, so that its error comes back from the call that made
+// it, to the write (and the op of a batch) that made it.
+func (t *tx) queue(p pending) error {
+	t.queued = append(t.queued, p)
+	if t.sync {
+		return t.flush()
+	}
+	return nil
+}
+
+// flush sends the queued statements in one round trip and returns the
+// first error among them.
+func (t *tx) flush() error {
+	if len(t.queued) == 0 {
 		return nil
 	}
-	var last int64
-	if err := t.db.wconn.QueryRow(bg, `UPDATE _mantle_log SET last = last + $1 WHERE id = 1 RETURNING last`, n).Scan(&last); err != nil {
-		return fmt.Errorf("take sequences: %w", err)
+	b := &pgx.Batch{}
+	for _, p := range t.queued {
+		b.Queue(p.sql, p.args...)
 	}
-	seqs := make([]int64, n)
-	types, colls, subjects, times, actors := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	data := make([][]byte, n)
-	for i, e := range t.events {
-		e.Seq = last - n + 1 + int64(i)
-		seqs[i], types[i], colls[i], subjects[i], times[i], actors[i], data[i] = e.Seq, e.Type, e.Collection, e.Subject, formatTime(e.Time), e.Actor, e.Data
+	q := t.queued
+	t.queued = nil
+	br := t.db.wconn.SendBatch(bg, b)
+	var first error
+	for _, p := range q {
+		if p.row != nil {
+			if err := p.row(br.QueryRow()); first == nil {
+				first = err
+			}
+			continue
+		}
+		tag, err := br.Exec()
+		switch {
+		case first != nil:
+		case err != nil && p.translate != nil:
+			first = p.translate(err)
+		case err != nil:
+			first = err
+		case p.check != nil:
+			first = p.check(tag)
+		}
 	}
-	_, err := t.db.exec(`INSERT INTO _mantle_events (seq, type, collection, subject, time, actor, data)
-		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[])`,
-		seqs, types, colls, subjects, times, actors, data)
-	return wrap("append events", err)
+	if err := br.Close(); first == nil && err != nil {
+		first = err
+	}
+	return first
+}
+
+// execNow runs a statement after the queued ones and returns how many
+// rows it changed.
+func (t *tx) execNow(q string, args ...any) (int64, error) {
+	if err := t.flush(); err != nil {
+		return 0, err
+	}
+	return t.db.exec(q, args...)
 }
 
 // call runs fn, turning a panic into an internal error so that one bad
@@ -233,6 +321,8 @@ type tx struct {
 	db       *DB
 	events   []*eventlog.Event // numbered at commit
 	migrated bool
+	queued   []pending // statements not yet sent
+	sync     bool      // send each statement at once
 }
 
 var _ store.Tx = (*tx)(nil)
