@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/mantlehq/mantle/internal/api/kafka"
@@ -19,7 +20,9 @@ import (
 	"github.com/mantlehq/mantle/internal/api/webhook"
 	"github.com/mantlehq/mantle/internal/auth"
 	"github.com/mantlehq/mantle/internal/automation"
+	"github.com/mantlehq/mantle/internal/bus"
 	"github.com/mantlehq/mantle/internal/config"
+	"github.com/mantlehq/mantle/internal/consumer"
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/fn"
@@ -43,6 +46,11 @@ type App struct {
 	Hooks  *webhook.Manager
 	Funcs  *fn.Manager
 	Autos  *automation.Manager
+	// Bus joins this node to the others of a cluster (--nats); nil alone.
+	Bus *bus.Bus
+
+	stopCluster func()      // ends the follower and the announcement subscription
+	draining    atomic.Bool // set when shutdown begins: not ready any more
 
 	webhooks  []schema.Webhook  // of the applied project, started by StartWorkers
 	functions []schema.Function // of the applied project, loaded by StartWorkers
@@ -76,8 +84,32 @@ func (a *App) Functions() []schema.Function { return a.functions }
 // the project; see ApplyProject.
 func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
 	hub := eventlog.NewHub(0, 0)
-	st, err := OpenStore(ctx, cfg, true, hub.Publish)
+	onCommit := hub.Publish
+	var (
+		b        *bus.Bus
+		follower *bus.Follower
+		st       store.Store
+		err      error
+	)
+	if cfg.Nats != "" {
+		// In a cluster the hub is fed in sequence order by the follower,
+		// with this node's commits and the ones other nodes announce.
+		if b, err = bus.Connect(ctx, bus.Options{URL: cfg.Nats, Node: cfg.Node, Cluster: cfg.Cluster, Log: log}); err != nil {
+			return nil, err
+		}
+		follower = bus.NewFollower(hub, func(ctx context.Context, f store.EventFilter) ([]*eventlog.Event, error) {
+			return st.Events(ctx, f)
+		}, log)
+		onCommit = func(evs []*eventlog.Event) {
+			follower.Committed(evs)
+			b.Announce(evs[len(evs)-1].Seq)
+		}
+	}
+	st, err = OpenStore(ctx, cfg, true, onCommit)
 	if err != nil {
+		if b != nil {
+			b.Close()
+		}
 		return nil, err
 	}
 	last, err := st.LastSeq(ctx)
@@ -86,6 +118,21 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		return nil, err
 	}
 	hub.Reset(last)
+	stopCluster := func() {}
+	var lease consumer.Leaser
+	if b != nil {
+		cctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); follower.Run(cctx) }()
+		if err := b.Follow(cctx, follower.Announced); err != nil {
+			cancel()
+			st.Close()
+			b.Close()
+			return nil, err
+		}
+		stopCluster = func() { cancel(); <-done }
+		lease = b
+	}
 	eng, err := engine.New(ctx, st)
 	if err != nil {
 		st.Close()
@@ -95,7 +142,12 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		st.Close()
 		return nil, fmt.Errorf("create data folder: %w", err)
 	}
-	keys, err := auth.LoadKeys(cfg.Data)
+	var keys *auth.Keyset
+	if cfg.Postgres() { // nodes sharing the database share the keys
+		keys, err = auth.LoadStoredKeys(ctx, eng)
+	} else {
+		keys, err = auth.LoadKeys(cfg.Data)
+	}
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -107,10 +159,12 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		st.Close()
 		return nil, err
 	}
-	hooks := webhook.NewManager(webhook.Options{Engine: eng, Hub: hub, Log: log, DataDir: cfg.Data, AllowPrivate: cfg.WebhookAllowPrivate})
-	funcs := fn.New(fn.Options{Engine: eng, Hub: hub, Log: log, CacheDir: cfg.WasmCache, ProjectDir: cfg.Project, AllowPrivate: cfg.WebhookAllowPrivate})
-	autos := automation.New(automation.Options{Engine: eng, Hub: hub, Funcs: funcs, Log: log, AllowPrivate: cfg.WebhookAllowPrivate})
-	return &App{Config: cfg, Log: log, Store: st, Hub: hub, Engine: eng, Auth: as, Hooks: hooks, Funcs: funcs, Autos: autos}, nil
+	hooks := webhook.NewManager(webhook.Options{Engine: eng, Hub: hub, Log: log, DataDir: cfg.Data, AllowPrivate: cfg.WebhookAllowPrivate, Lease: lease,
+		StoredSecrets: cfg.Postgres()})
+	funcs := fn.New(fn.Options{Engine: eng, Hub: hub, Log: log, CacheDir: cfg.WasmCache, ProjectDir: cfg.Project, AllowPrivate: cfg.WebhookAllowPrivate, Lease: lease})
+	autos := automation.New(automation.Options{Engine: eng, Hub: hub, Funcs: funcs, Log: log, AllowPrivate: cfg.WebhookAllowPrivate, Lease: lease})
+	return &App{Config: cfg, Log: log, Store: st, Hub: hub, Engine: eng, Auth: as, Hooks: hooks, Funcs: funcs, Autos: autos,
+		Bus: b, stopCluster: stopCluster}, nil
 }
 
 // OpenStore opens the configured store: SQLite in the data folder (locked
@@ -170,7 +224,7 @@ func (a *App) Handler() http.Handler { return a.HandlerWith(0) }
 // than the default 15s (tests use a short one).
 func (a *App) HandlerWith(heartbeat time.Duration) http.Handler {
 	o := rest.Options{Engine: a.Engine, Hub: a.Hub, Log: a.Log, Auth: a.Auth, Webhooks: a.Hooks, Functions: a.Funcs, Automations: a.Autos, OpenAPI: openapi.Render, Heartbeat: heartbeat,
-		PublicURL: a.Config.PublicURL}
+		PublicURL: a.Config.PublicURL, Ready: a.Ready}
 	if a.Config.RateLimit > 0 {
 		o.RateLimit = gateway.NewRateLimiter(a.Config.RateLimit, int(2*a.Config.RateLimit)+1)
 	}
@@ -195,6 +249,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	a.draining.Store(true) // load balancers see /api/ready fail and stop sending
 	cancelStreams()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -213,8 +268,33 @@ func (a *App) ServeKafka(ctx context.Context, ln net.Listener) error {
 // Close stops the webhooks and functions (saving their cursors) and
 // closes the store after pending writes.
 func (a *App) Close() error {
+	a.draining.Store(true)
 	a.Hooks.Stop()
 	a.Autos.Stop()
 	a.Funcs.Close()
-	return a.Store.Close()
+	err := a.Store.Close()
+	if a.Bus != nil {
+		a.stopCluster()
+		a.Bus.Close()
+	}
+	return err
+}
+
+// Ready checks what this node needs to serve: the database and, in a
+// cluster, the bus; a node that is shutting down is not ready.
+func (a *App) Ready(ctx context.Context) map[string]error {
+	checks := map[string]error{}
+	if a.draining.Load() {
+		checks["shutdown"] = errors.New("the node is shutting down")
+	}
+	if p, ok := a.Store.(interface{ Ping(context.Context) error }); ok {
+		checks["store"] = p.Ping(ctx)
+	} else {
+		_, err := a.Store.LastSeq(ctx)
+		checks["store"] = err
+	}
+	if a.Bus != nil {
+		checks["bus"] = a.Bus.Ready()
+	}
+	return checks
 }

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -12,6 +13,8 @@ import (
 	"time"
 
 	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/engine"
+	"github.com/mantlehq/mantle/internal/store"
 )
 
 // KeysFile is the file in the data folder that holds the token signing
@@ -31,17 +34,94 @@ type signingKey struct {
 	private ed25519.PrivateKey `json:"-"`
 }
 
-// Keyset is the signing keys of the data folder.
+// Keyset is the signing keys: in the data folder, or in the store when
+// nodes of a cluster share them (LoadStoredKeys).
 type Keyset struct {
-	path string
+	path string                 // where they are, for messages
+	save func(raw []byte) error // writes the keyset after a rotation
 	mu   sync.RWMutex
 	keys []*signingKey // newest first
+}
+
+// StoredKeysKind and StoredKeysKey name the secret that holds the keyset
+// in the store.
+const (
+	StoredKeysKind = "signing_keys"
+	StoredKeysKey  = "keyset"
+)
+
+// LoadStoredKeys reads the keyset kept in the store, creating one with a
+// fresh key when there is none. Every node of a cluster sharing the store
+// signs and verifies with the same keys; when several start at once, the
+// first to store a keyset wins and the others take it.
+func LoadStoredKeys(ctx context.Context, eng *engine.Engine) (*Keyset, error) {
+	ks := &Keyset{path: "the store's " + StoredKeysKind + " secret", save: func(raw []byte) error {
+		return eng.Transact(context.WithoutCancel(ctx), func(tx store.Tx) error { return tx.PutSecret(StoredKeysKind, StoredKeysKey, raw) })
+	}}
+	fresh, err := newKey()
+	if err != nil {
+		return nil, err
+	}
+	first, err := encodeKeys([]*signingKey{fresh})
+	if err != nil {
+		return nil, err
+	}
+	var raw []byte
+	err = eng.Transact(ctx, func(tx store.Tx) error {
+		var err error
+		raw, err = tx.CreateSecret(StoredKeysKind, StoredKeysKey, first)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load signing keys: %w", err)
+	}
+	return ks, ks.decode(raw)
+}
+
+func newKey() (*signingKey, error) {
+	seed := make([]byte, ed25519.SeedSize)
+	if _, err := rand.Read(seed); err != nil {
+		return nil, err
+	}
+	return &signingKey{ID: mantle.NewID(), Created: time.Now().UTC(), Seed: seed, private: ed25519.NewKeyFromSeed(seed)}, nil
+}
+
+func encodeKeys(keys []*signingKey) ([]byte, error) {
+	return json.MarshalIndent(map[string]any{"keys": keys}, "", "  ")
+}
+
+// decode takes the keys of a stored keyset.
+func (ks *Keyset) decode(raw []byte) error {
+	var f struct {
+		Keys []*signingKey `json:"keys"`
+	}
+	if err := json.Unmarshal(raw, &f); err != nil || len(f.Keys) == 0 {
+		return fmt.Errorf("%s is damaged; move it away to start with new keys (every session then ends)", ks.path)
+	}
+	for _, k := range f.Keys {
+		if len(k.Seed) != ed25519.SeedSize {
+			return fmt.Errorf("%s: key %q is damaged", ks.path, k.ID)
+		}
+		k.private = ed25519.NewKeyFromSeed(k.Seed)
+	}
+	ks.keys = f.Keys
+	return nil
 }
 
 // LoadKeys reads the keyset of a data folder, creating one with a fresh
 // key when there is none.
 func LoadKeys(dataDir string) (*Keyset, error) {
-	ks := &Keyset{path: filepath.Join(dataDir, KeysFile)}
+	path := filepath.Join(dataDir, KeysFile)
+	ks := &Keyset{path: path, save: func(raw []byte) error {
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, raw, 0o600); err != nil {
+			return fmt.Errorf("write signing keys: %w", err)
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return fmt.Errorf("write signing keys: %w", err)
+		}
+		return nil
+	}}
 	raw, err := os.ReadFile(ks.path)
 	if errors.Is(err, os.ErrNotExist) {
 		return ks, ks.Rotate()
@@ -49,46 +129,31 @@ func LoadKeys(dataDir string) (*Keyset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read signing keys: %w", err)
 	}
-	var f struct {
-		Keys []*signingKey `json:"keys"`
+	if err := ks.decode(raw); err != nil {
+		return nil, err
 	}
-	if err := json.Unmarshal(raw, &f); err != nil || len(f.Keys) == 0 {
-		return nil, fmt.Errorf("%s is damaged; move it away to start with new keys (every session then ends)", ks.path)
-	}
-	for _, k := range f.Keys {
-		if len(k.Seed) != ed25519.SeedSize {
-			return nil, fmt.Errorf("%s: key %q is damaged", ks.path, k.ID)
-		}
-		k.private = ed25519.NewKeyFromSeed(k.Seed)
-	}
-	ks.keys = f.Keys
 	return ks, nil
 }
 
 // Rotate adds a new signing key, which signs from now on, and drops keys
 // beyond the newest few. Tokens signed by a dropped key stop verifying.
 func (ks *Keyset) Rotate() error {
-	seed := make([]byte, ed25519.SeedSize)
-	if _, err := rand.Read(seed); err != nil {
+	k, err := newKey()
+	if err != nil {
 		return err
 	}
-	k := &signingKey{ID: mantle.NewID(), Created: time.Now().UTC(), Seed: seed, private: ed25519.NewKeyFromSeed(seed)}
 	ks.mu.Lock()
 	defer ks.mu.Unlock()
 	keys := append([]*signingKey{k}, ks.keys...)
 	if len(keys) > keepKeys {
 		keys = keys[:keepKeys]
 	}
-	raw, err := json.MarshalIndent(map[string]any{"keys": keys}, "", "  ")
+	raw, err := encodeKeys(keys)
 	if err != nil {
 		return err
 	}
-	tmp := ks.path + ".tmp"
-	if err := os.WriteFile(tmp, raw, 0o600); err != nil {
-		return fmt.Errorf("write signing keys: %w", err)
-	}
-	if err := os.Rename(tmp, ks.path); err != nil {
-		return fmt.Errorf("write signing keys: %w", err)
+	if err := ks.save(raw); err != nil {
+		return err
 	}
 	ks.keys = keys
 	return nil

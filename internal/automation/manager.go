@@ -41,6 +41,9 @@ type Options struct {
 	Log          *slog.Logger
 	AllowPrivate bool // webhook steps may call loopback and private addresses
 	Now          func() time.Time
+	// Lease, when set, runs each consumer and schedule on one node of a
+	// cluster at a time (internal/bus); nil runs them here.
+	Lease consumer.Leaser
 }
 
 // Manager runs the project's automations.
@@ -279,7 +282,7 @@ func (m *Manager) startTrigger(ctx context.Context, a *auto) error {
 	}
 	c, err := consumer.Start(ctx, consumer.Spec{Name: a.c.def.Name, Kind: Kind, Match: match, Handle: handle,
 		Attempts: a.c.def.MaxAttempts, RetryMin: a.c.def.RetryMin, RetryMax: a.c.def.RetryMax,
-		Engine: m.o.Engine, Hub: m.o.Hub, Log: m.o.Log,
+		Engine: m.o.Engine, Hub: m.o.Hub, Log: m.o.Log, Lease: m.o.Lease,
 		AfterDead: func(seq int64) {
 			if f := m.onDead.Load(); f != nil {
 				(*f)(a.c.def.Name, seq)
@@ -298,7 +301,7 @@ func (m *Manager) startTrigger(ctx context.Context, a *auto) error {
 
 func (m *Manager) startSchedule(ctx context.Context, a *auto) error {
 	sc, err := consumer.StartSchedule(ctx, consumer.ScheduleSpec{Name: a.c.def.Name, Kind: Kind, Cron: a.c.def.Cron, CatchUp: a.c.def.CatchUp,
-		Engine: m.o.Engine, Log: m.o.Log, Now: m.o.Now,
+		Engine: m.o.Engine, Log: m.o.Log, Now: m.o.Now, Lease: m.o.Lease,
 		Run: func(ctx context.Context, at time.Time, catchUp bool) error {
 			vars := baseVars()
 			vars["tick"] = map[string]any{"cron": a.c.def.Cron, "at": at.UTC().Format(time.RFC3339), "catchUp": catchUp}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +25,17 @@ type Config struct {
 	// postgres:// URL for PostgreSQL (add search_path=NAME to use a schema
 	// other than public). Signing keys and compiled modules stay in the data
 	// folder either way.
-	Store        string
+	Store string
+	// Nats, when set, is the NATS server (JetStream on) that joins this
+	// node to the others sharing the PostgreSQL store: nats://host:4222.
+	Nats string
+	// Cluster names the cluster's stream, subject and lease bucket on the
+	// NATS server (default "mantle"); clusters sharing a NATS server need
+	// names of their own.
+	Cluster string
+	// Node names this node in leases and logs; default the host name and
+	// process id.
+	Node         string
 	HTTP         string // listen address; default 127.0.0.1:8090
 	AdminToken   string // bearer token that acts as an administrator; empty disables it
 	MaxBodyBytes int64  // request body limit; default 1 MiB
@@ -64,6 +75,9 @@ const (
 	EnvProject        = "MANTLE_PROJECT"
 	EnvData           = "MANTLE_DATA"
 	EnvStore          = "MANTLE_STORE"
+	EnvNats           = "MANTLE_NATS"
+	EnvCluster        = "MANTLE_CLUSTER"
+	EnvNode           = "MANTLE_NODE"
 	EnvHTTP           = "MANTLE_HTTP"
 	EnvAdminToken     = "MANTLE_ADMIN_TOKEN"
 	EnvMaxBody        = "MANTLE_MAX_BODY_BYTES"
@@ -93,6 +107,9 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	set(&c.Project, EnvProject)
 	set(&c.Data, EnvData)
 	set(&c.Store, EnvStore)
+	set(&c.Nats, EnvNats)
+	set(&c.Cluster, EnvCluster)
+	set(&c.Node, EnvNode)
 	set(&c.HTTP, EnvHTTP)
 	set(&c.AdminToken, EnvAdminToken)
 	set(&c.LogLevel, EnvLogLevel)
@@ -143,6 +160,9 @@ func (c *Config) Flags(fs *flag.FlagSet, serve bool) {
 	fs.StringVar(&c.Project, "project", c.Project, "project folder (with mantle.yaml)")
 	fs.StringVar(&c.Data, "data", c.Data, "data folder (default PROJECT/mantle_data)")
 	fs.StringVar(&c.Store, "store", c.Store, "database: empty for SQLite in the data folder, or a postgres:// URL")
+	fs.StringVar(&c.Nats, "nats", c.Nats, "NATS server joining the nodes that share a PostgreSQL store, such as nats://127.0.0.1:4222")
+	fs.StringVar(&c.Cluster, "cluster", c.Cluster, "the cluster's name on the NATS server (default mantle)")
+	fs.StringVar(&c.Node, "node", c.Node, "this node's name in a cluster (default HOST-PID)")
 	fs.StringVar(&c.WasmCache, "wasm-cache", c.WasmCache, "folder of compiled function modules (default DATA/wasm-cache)")
 	if serve {
 		fs.StringVar(&c.HTTP, "http", c.HTTP, "HTTP listen address")
@@ -171,6 +191,16 @@ func (c *Config) Validate() error {
 	if c.Store != "" && !c.Postgres() {
 		return fmt.Errorf("--store %q: want a postgres:// URL, or nothing for SQLite in the data folder", c.Store)
 	}
+	if c.Nats != "" && !c.Postgres() {
+		return fmt.Errorf("--nats joins nodes that share a PostgreSQL store: set --store postgres://… too")
+	}
+	if c.Cluster != "" && !clusterName.MatchString(c.Cluster) {
+		return fmt.Errorf("--cluster %q: use letters, digits, _ and -", c.Cluster)
+	}
+	if c.Node == "" {
+		host, _ := os.Hostname()
+		c.Node = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
 	if c.MaxBodyBytes < 1024 {
 		return errors.New("the body limit must be at least 1024 bytes")
 	}
@@ -197,6 +227,8 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+var clusterName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // Postgres reports whether the store is PostgreSQL.
 func (c *Config) Postgres() bool {

@@ -46,6 +46,16 @@ type Spec struct {
 	Engine    *engine.Engine
 	Hub       *eventlog.Hub
 	Log       *slog.Logger
+	// Lease, when set, elects the one node of a cluster that runs this
+	// consumer (internal/bus); nil runs it here.
+	Lease Leaser
+}
+
+// Leaser elects, cluster-wide, the one node that runs a named task.
+type Leaser interface {
+	// Hold blocks until this node holds the lease called name, or ctx
+	// ends. held ends when the lease is lost; release gives it up.
+	Hold(ctx context.Context, name string) (held context.Context, release func(), err error)
 }
 
 // Attempt is one try at an event.
@@ -105,14 +115,45 @@ func Start(ctx context.Context, s Spec) (*Consumer, error) {
 	if s.Log == nil {
 		s.Log = slog.Default()
 	}
+	c := &Consumer{s: s, replay: make(chan int64, 1), done: make(chan struct{})}
+	if s.Lease != nil {
+		go func() { defer close(c.done); c.runLeased(ctx) }()
+		return c, nil
+	}
 	after, err := s.loadCursor(ctx)
 	if err != nil {
 		return nil, err
 	}
-	c := &Consumer{s: s, replay: make(chan int64, 1), done: make(chan struct{})}
 	c.status.Cursor = after
 	go func() { defer close(c.done); c.run(ctx, after) }()
 	return c, nil
+}
+
+// runLeased runs the consumer whenever this node holds its lease: from
+// the cursor in the store, which the previous holder saved, so a node
+// that died hands its work over with at most flushEvery repeated.
+func (c *Consumer) runLeased(ctx context.Context) {
+	for {
+		held, release, err := c.s.Lease.Hold(ctx, c.s.Kind+"."+c.s.Name)
+		if err != nil {
+			return // ctx ended
+		}
+		after, err := c.s.loadCursor(held)
+		if err != nil {
+			c.s.Log.Error("consumer: load the cursor", "kind", c.s.Kind, "name", c.s.Name, "err", err)
+			sleep(held, time.Second)
+			release()
+			continue
+		}
+		c.mu.Lock()
+		c.status.Cursor = after
+		c.mu.Unlock()
+		c.run(held, after)
+		release()
+		if ctx.Err() != nil {
+			return
+		}
+	}
 }
 
 // Wait blocks until the consumer has stopped.

@@ -28,6 +28,9 @@ type ScheduleSpec struct {
 	Engine  *engine.Engine
 	Log     *slog.Logger
 	Now     func() time.Time // default time.Now
+	// Lease, when set, elects the one node of a cluster that runs the
+	// schedule (internal/bus), so each tick fires once cluster-wide.
+	Lease Leaser
 }
 
 // ScheduleStatus is a schedule's state.
@@ -73,49 +76,98 @@ func StartSchedule(ctx context.Context, s ScheduleSpec) (*Schedule, error) {
 	if err != nil {
 		return nil, err
 	}
+	sc := &Schedule{s: s, done: make(chan struct{})}
+	if s.Lease != nil {
+		sc.status.Next = sched.Next(s.Now())
+		go func() {
+			defer close(sc.done)
+			for {
+				held, release, err := s.Lease.Hold(ctx, s.Kind+".schedule."+s.Name)
+				if err != nil {
+					return // ctx ended
+				}
+				if err := sc.start(held, sched); err != nil {
+					s.Log.Error("schedule: load the last tick", "kind", s.Kind, "name", s.Name, "err", err)
+					sleep(held, time.Second)
+				}
+				release()
+				if ctx.Err() != nil {
+					return
+				}
+			}
+		}()
+		return sc, nil
+	}
 	last, err := s.lastTick(ctx)
 	if err != nil {
 		return nil, err
 	}
-	sc := &Schedule{s: s, done: make(chan struct{})}
-	now := s.Now()
+	missed, next := sc.prepare(ctx, sched, last)
+	go func() {
+		defer close(sc.done)
+		sc.loop(ctx, sched, missed, next)
+	}()
+	return sc, nil
+}
+
+// start loads the last tick (the previous holder of the lease saved it)
+// and runs the schedule until ctx ends.
+func (sc *Schedule) start(ctx context.Context, sched cron.Schedule) error {
+	last, err := sc.s.lastTick(ctx)
+	if err != nil {
+		return err
+	}
+	missed, next := sc.prepare(ctx, sched, last)
+	sc.loop(ctx, sched, missed, next)
+	return nil
+}
+
+// prepare records the start of a new schedule and plans from the last
+// tick: the tick missed meanwhile, if any, and the next one.
+func (sc *Schedule) prepare(ctx context.Context, sched cron.Schedule, last time.Time) (missed, next time.Time) {
+	now := sc.s.Now()
 	if last.IsZero() {
 		sc.save(ctx, now)
 		last = now
 	}
-	missed, next := plan(sched, last, now)
+	missed, next = plan(sched, last, now)
+	sc.mu.Lock()
 	sc.status = ScheduleStatus{Last: last, Next: next}
-	go func() {
-		defer close(sc.done)
-		if !missed.IsZero() {
-			if s.CatchUp {
-				sc.tick(ctx, missed, true)
-			} else {
-				if s.Skipped != nil {
-					s.Skipped(missed)
-				}
-				sc.save(ctx, missed)
+	sc.mu.Unlock()
+	return missed, next
+}
+
+// loop fires the missed tick (or reports it) and then every tick from
+// next on until ctx ends.
+func (sc *Schedule) loop(ctx context.Context, sched cron.Schedule, missed, next time.Time) {
+	s := sc.s
+	if !missed.IsZero() {
+		if s.CatchUp {
+			sc.tick(ctx, missed, true)
+		} else {
+			if s.Skipped != nil {
+				s.Skipped(missed)
 			}
+			sc.save(ctx, missed)
 		}
-		for {
-			wait := time.NewTimer(next.Sub(s.Now()))
-			select {
-			case <-ctx.Done():
-				wait.Stop()
-				return
-			case <-wait.C:
-			}
-			sc.tick(ctx, next, false)
-			next = sched.Next(next)
-			if now := s.Now(); next.Before(now) { // the tick ran past its successors: skip them
-				next = sched.Next(now)
-			}
-			sc.mu.Lock()
-			sc.status.Next = next
-			sc.mu.Unlock()
+	}
+	for {
+		wait := time.NewTimer(next.Sub(s.Now()))
+		select {
+		case <-ctx.Done():
+			wait.Stop()
+			return
+		case <-wait.C:
 		}
-	}()
-	return sc, nil
+		sc.tick(ctx, next, false)
+		next = sched.Next(next)
+		if now := s.Now(); next.Before(now) { // the tick ran past its successors: skip them
+			next = sched.Next(now)
+		}
+		sc.mu.Lock()
+		sc.status.Next = next
+		sc.mu.Unlock()
+	}
 }
 
 // Wait blocks until the schedule has stopped.

@@ -40,6 +40,9 @@ type Options struct {
 	AllowPrivate bool
 	// Now is the clock of schedules; default time.Now.
 	Now func() time.Time
+	// Lease, when set, runs each consumer and schedule on one node of a
+	// cluster at a time (internal/bus); nil runs them here.
+	Lease consumer.Leaser
 }
 
 // Run is one finished call.

@@ -15,7 +15,7 @@ const KindSchedule = KindTrigger + "_schedule"
 // twice; catchUp runs the latest missed one once).
 func (m *Manager) startSchedule(ctx context.Context, f *function) error {
 	sc, err := consumer.StartSchedule(ctx, consumer.ScheduleSpec{Name: f.def.Name, Kind: KindTrigger, Cron: f.def.Cron, CatchUp: f.def.CatchUp,
-		Engine: m.o.Engine, Log: m.o.Log, Now: m.o.Now,
+		Engine: m.o.Engine, Log: m.o.Log, Now: m.o.Now, Lease: m.o.Lease,
 		Run: func(ctx context.Context, at time.Time, catchUp bool) error {
 			inv := &Invocation{Trigger: TriggerSchedule, Tick: &Tick{Cron: f.def.Cron, At: at.UTC().Format(time.RFC3339), CatchUp: catchUp}}
 			start := time.Now()

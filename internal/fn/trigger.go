@@ -51,7 +51,7 @@ func (m *Manager) startTrigger(ctx context.Context, f *function) error {
 	}
 	c, err := consumer.Start(ctx, consumer.Spec{Name: f.def.Name, Kind: KindTrigger, Match: match, Handle: handle,
 		Attempts: f.def.MaxAttempts, RetryMin: f.def.RetryMin, RetryMax: f.def.RetryMax,
-		Engine: m.o.Engine, Hub: m.o.Hub, Log: m.o.Log})
+		Engine: m.o.Engine, Hub: m.o.Hub, Log: m.o.Log, Lease: m.o.Lease})
 	if err != nil {
 		return err
 	}

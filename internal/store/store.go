@@ -70,6 +70,11 @@ type Tx interface {
 	// Secrets (password hashes, refresh-token families, API keys) live
 	// beside the records but never in the event log.
 	PutSecret(kind, key string, value []byte) error
+	// CreateSecret stores value unless a secret with the same kind and key
+	// exists, and returns the secret stored: of writers racing to create
+	// one (nodes of a cluster generating a shared key at start), the first
+	// wins and every one gets its value.
+	CreateSecret(kind, key string, value []byte) ([]byte, error)
 	// DeleteSecret removes a secret and reports whether there was one.
 	DeleteSecret(kind, key string) (bool, error)
 	// Migrate runs the steps from one schema to the next and records the

@@ -5,6 +5,8 @@
 package rest
 
 import (
+	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -45,6 +47,9 @@ type Options struct {
 	Heartbeat time.Duration
 	// OpenAPI renders the OpenAPI document of a schema.
 	OpenAPI func(*schema.Schema) []byte
+	// Ready checks what the node needs to serve (GET /api/ready); nil
+	// errors are passing checks. Nil Ready: always ready.
+	Ready func(context.Context) map[string]error
 }
 
 type handler struct {
@@ -63,6 +68,7 @@ func New(o Options) http.Handler {
 	mux := http.NewServeMux()
 	route := func(path string, m methods) { mux.Handle(path, h.authn(m)) }
 	route("/api/health", methods{"GET": h.health})
+	route("/api/ready", methods{"GET": h.ready})
 	route("/api/schema", methods{"GET": h.schema})
 	route("/api/openapi.json", methods{"GET": h.openapi})
 	route("/api/collections/{c}/records", methods{"GET": h.list, "POST": h.create})
@@ -188,4 +194,31 @@ var jsonType = []string{"application/json"}
 
 func (h *handler) health(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, []byte(`{"status":"ok"}`))
+}
+
+// ready answers 200 when every check passes and 503 naming the failing
+// ones otherwise: for load balancers and orchestrators, where /api/health
+// only says the process answers.
+func (h *handler) ready(w http.ResponseWriter, r *http.Request) error {
+	checks := map[string]string{}
+	ok := true
+	if h.Ready != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		for name, err := range h.Ready(ctx) {
+			checks[name] = "ok"
+			if err != nil {
+				checks[name], ok = err.Error(), false
+			}
+		}
+	}
+	status, code := "ready", http.StatusOK
+	if !ok {
+		status, code = "unavailable", http.StatusServiceUnavailable
+	}
+	b, err := json.Marshal(map[string]any{"status": status, "checks": checks})
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, code, b)
 }

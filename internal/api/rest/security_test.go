@@ -1,6 +1,7 @@
 package rest_test
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -23,6 +24,9 @@ import (
 func serverKey(t *testing.T, s *apptest.Server) (kid string, key ed25519.PrivateKey) {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(s.Data, auth.KeysFile))
+	if s.App.Config.Postgres() { // kept in the store, shared by the nodes
+		raw, err = s.App.Engine.Secret(context.Background(), auth.StoredKeysKind, auth.StoredKeysKey)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -34,6 +34,7 @@ import (
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/feed"
 	"github.com/mantlehq/mantle/internal/schema"
+	"github.com/mantlehq/mantle/internal/store"
 )
 
 // Kind is the consumer kind of webhooks: their cursors and dead letters
@@ -49,11 +50,17 @@ type Options struct {
 	Hub     *eventlog.Hub
 	Log     *slog.Logger
 	DataDir string // where generated signing secrets are kept
+	// StoredSecrets keeps generated signing secrets in the store instead
+	// of the data folder, so that every node of a cluster signs alike.
+	StoredSecrets bool
 	// AllowPrivate lets webhooks call loopback and private addresses
 	// (tests, a receiver on the same host). Off: SSRF guard.
 	AllowPrivate bool
 	// Timeout bounds one delivery; default 10s.
 	Timeout time.Duration
+	// Lease, when set, runs each consumer and schedule on one node of a
+	// cluster at a time (internal/bus); nil runs them here.
+	Lease consumer.Leaser
 }
 
 // Manager runs one worker per webhook.
@@ -106,7 +113,7 @@ func (m *Manager) Start(ctx context.Context, hooks []schema.Webhook) error {
 }
 
 func (m *Manager) start(ctx context.Context, h schema.Webhook) error {
-	key, err := m.secret(h.Name)
+	key, err := m.secret(ctx, h.Name)
 	if err != nil {
 		return err
 	}
@@ -117,7 +124,7 @@ func (m *Manager) start(ctx context.Context, h schema.Webhook) error {
 	}
 	w := &worker{hook: h, key: key, client: m.client}
 	w.c, err = consumer.Start(ctx, consumer.Spec{Name: h.Name, Kind: Kind, Match: matcher.Match, Handle: w.handle,
-		Attempts: h.MaxAttempts, RetryMin: h.RetryMin, RetryMax: h.RetryMax, Engine: m.o.Engine, Hub: m.o.Hub, Log: m.o.Log})
+		Attempts: h.MaxAttempts, RetryMin: h.RetryMin, RetryMax: h.RetryMax, Engine: m.o.Engine, Hub: m.o.Hub, Log: m.o.Log, Lease: m.o.Lease})
 	if err != nil {
 		return err
 	}
@@ -141,13 +148,30 @@ func (m *Manager) Stop() {
 	m.wg.Wait()
 }
 
+// SecretKind is the store's secret kind of generated signing secrets kept
+// in the store (Options.StoredSecrets).
+const SecretKind = "webhook_secret"
+
 // secret finds a webhook's signing secret: MANTLE_WEBHOOK_<NAME>_SECRET,
-// else webhook-<name>.secret in the data folder, which is generated on
+// else (StoredSecrets) the store's webhook_secret NAME, else
+// webhook-<name>.secret in the data folder; the last two are generated on
 // first start. The secret is whsec_ and base64, as Standard Webhooks has
 // it.
-func (m *Manager) secret(name string) ([]byte, error) {
+func (m *Manager) secret(ctx context.Context, name string) ([]byte, error) {
 	raw := os.Getenv("MANTLE_WEBHOOK_" + strings.ToUpper(name) + "_SECRET")
 	path := filepath.Join(m.o.DataDir, "webhook-"+name+".secret")
+	if raw == "" && m.o.StoredSecrets {
+		k := make([]byte, 32)
+		crand.Read(k)
+		err := m.o.Engine.Transact(ctx, func(tx store.Tx) error {
+			v, err := tx.CreateSecret(SecretKind, name, []byte("whsec_"+base64.StdEncoding.EncodeToString(k)))
+			raw = string(v)
+			return err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("webhook %s: its secret: %w", name, err)
+		}
+	}
 	if raw == "" {
 		b, err := os.ReadFile(path)
 		switch {

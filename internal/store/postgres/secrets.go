@@ -77,3 +77,17 @@ func (t *tx) DeleteSecret(kind, key string) (bool, error) {
 	n, err := t.execNow(`DELETE FROM _mantle_secrets WHERE kind = $1 AND key = $2`, kind, key)
 	return n > 0, wrap("delete "+kind, err)
 }
+
+// CreateSecret implements store.Tx. Under READ COMMITTED an insert that
+// meets a row another transaction is inserting waits for it; the SELECT
+// after it, a new statement, then sees the winner's value.
+func (t *tx) CreateSecret(kind, key string, value []byte) ([]byte, error) {
+	if strings.ContainsRune(kind+key, 0) {
+		return nil, fmt.Errorf("store %s: a secret's kind and key cannot hold NUL", kind)
+	}
+	if _, err := t.execNow(`INSERT INTO _mantle_secrets (kind, key, value) VALUES ($1, $2, $3)
+		ON CONFLICT (kind, key) DO NOTHING`, kind, key, value); err != nil {
+		return nil, wrap("store "+kind, err)
+	}
+	return t.Secret(kind, key)
+}

@@ -72,3 +72,12 @@ func (t *tx) DeleteSecret(kind, key string) (bool, error) {
 	n, err := t.db.exec(`DELETE FROM _mantle_secrets WHERE kind = ? AND key = ?`, kind, key)
 	return n > 0, wrap("delete "+kind, err)
 }
+
+// CreateSecret implements store.Tx.
+func (t *tx) CreateSecret(kind, key string, value []byte) ([]byte, error) {
+	if _, err := t.db.exec(`INSERT INTO _mantle_secrets (kind, key, value) VALUES (?, ?, ?)
+		ON CONFLICT (kind, key) DO NOTHING`, kind, key, value); err != nil {
+		return nil, wrap("store "+kind, err)
+	}
+	return t.Secret(kind, key)
+}

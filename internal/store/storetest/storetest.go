@@ -551,4 +551,31 @@ func testSecrets(t *testing.T, s store.Store) {
 	if v, err := s.Secret(ctx, "session", "u1"); err != nil || string(v) != "other kind" {
 		t.Errorf("kinds are separate: %q %v", v, err)
 	}
+	// CreateSecret: the first value stays, every caller gets it.
+	var got [8][]byte
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := s.Write(ctx, func(tx store.Tx) error {
+				v, err := tx.CreateSecret("signing", "k", []byte(fmt.Sprintf("value-%d", i)))
+				got[i] = v
+				return err
+			})
+			if err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	stored, err := s.Secret(ctx, "signing", "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range got {
+		if string(v) != string(stored) {
+			t.Errorf("creator %d got %q, the store holds %q", i, v, stored)
+		}
+	}
 }

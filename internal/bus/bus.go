@@ -1,0 +1,229 @@
+// Package bus joins Mantle nodes that share one PostgreSQL database over
+// NATS JetStream. It carries two things, and nothing that durability
+// depends on (the PostgreSQL commit is what makes a write durable):
+//
+//   - Announcements. After each commit a node publishes the last sequence
+//     it committed on the JetStream stream MANTLE_LOG (subject
+//     mantle.log, deduplicated by Nats-Msg-Id; the names follow
+//     Options.Cluster). Every node listens and
+//     reads what it has not seen from the database into its hub, in
+//     sequence order (see Follower), so its SSE, WebSocket and Kafka
+//     consumers see writes made on any node within milliseconds. An
+//     announcement is only a hint: a node also polls the log once a
+//     second, so a lost one delays events, it never loses them.
+//   - Leases. Work that must happen once per event cluster-wide (webhook
+//     deliveries, event-triggered functions, automations) and once per
+//     tick (schedules) runs on the node that holds its lease, a key in the
+//     JetStream key-value bucket mantle_leases. The holder renews it; a
+//     node that dies stops renewing, the key expires, and another node
+//     takes the work over from the cursor saved in the database.
+package bus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DefaultCluster names a cluster's stream, subject and bucket on the NATS
+// server: MANTLE_LOG, mantle.log and mantle_leases. Clusters that share a
+// NATS server need names of their own.
+const DefaultCluster = "mantle"
+
+// DefaultLeaseTTL is how long a lease outlives its holder's last renewal.
+const DefaultLeaseTTL = 10 * time.Second
+
+// Options configure Connect.
+type Options struct {
+	URL     string // nats://host:port, comma-separated for a cluster
+	Node    string // this node's name, in leases and logs
+	Cluster string // letters, digits, _ and -; default DefaultCluster
+	// LeaseTTL is how long a dead holder keeps its work; the holder renews
+	// three times per TTL. Default DefaultLeaseTTL.
+	LeaseTTL time.Duration
+	Log      *slog.Logger
+}
+
+// Bus is a node's connection to the others.
+type Bus struct {
+	o       Options
+	subject string
+	nc      *nats.Conn
+	js      jetstream.JetStream
+	kv      jetstream.KeyValue
+}
+
+// Connect connects to NATS and creates the stream and the lease bucket if
+// they do not exist.
+func Connect(ctx context.Context, o Options) (*Bus, error) {
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = DefaultLeaseTTL
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.Cluster == "" {
+		o.Cluster = DefaultCluster
+	}
+	nc, err := nats.Connect(o.URL, nats.Name("mantle "+o.Node), nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond), nats.RetryOnFailedConnect(false))
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", o.URL, err)
+	}
+	b := &Bus{o: o, nc: nc, subject: o.Cluster + ".log"}
+	b.js, err = jetstream.New(nc, jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
+		o.Log.Debug("bus: an announcement was not stored (nodes still poll the log)", "err", err)
+	}))
+	if err == nil {
+		_, err = b.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+			Name: strings.ToUpper(o.Cluster) + "_LOG", Subjects: []string{b.subject}, Storage: jetstream.MemoryStorage,
+			MaxAge: time.Hour, MaxMsgs: 100_000, Duplicates: time.Minute,
+			Description: "Mantle: sequences committed by each node (hints; the log is in PostgreSQL)",
+		})
+	}
+	if err == nil {
+		b.kv, err = b.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: o.Cluster + "_leases", TTL: o.LeaseTTL, Storage: jetstream.FileStorage, History: 1,
+			Description: "Mantle: which node runs each consumer and schedule",
+		})
+	}
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("set up JetStream: %w", err)
+	}
+	return b, nil
+}
+
+// Announce tells the other nodes that sequences up to last are committed.
+// It does not wait for JetStream's acknowledgement.
+func (b *Bus) Announce(last int64) {
+	s := strconv.FormatInt(last, 10)
+	if _, err := b.js.PublishAsync(b.subject, []byte(s), jetstream.WithMsgID(s)); err != nil {
+		b.o.Log.Debug("bus: announce", "seq", last, "err", err)
+	}
+}
+
+// Follow calls fn with every sequence announced, by any node, until ctx
+// ends. fn runs on NATS's delivery goroutine and must not block.
+func (b *Bus) Follow(ctx context.Context, fn func(last int64)) error {
+	sub, err := b.nc.Subscribe(b.subject, func(m *nats.Msg) {
+		if n, err := strconv.ParseInt(string(m.Data), 10, 64); err == nil {
+			fn(n)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("follow announcements: %w", err)
+	}
+	go func() {
+		<-ctx.Done()
+		sub.Unsubscribe()
+	}()
+	return nil
+}
+
+// Ready reports whether the connection to NATS is up.
+func (b *Bus) Ready() error {
+	if s := b.nc.Status(); s != nats.CONNECTED {
+		return fmt.Errorf("NATS connection is %s", strings.ToLower(s.String()))
+	}
+	return nil
+}
+
+// Node returns this node's name.
+func (b *Bus) Node() string { return b.o.Node }
+
+// Close flushes pending announcements and closes the connection.
+func (b *Bus) Close() {
+	select {
+	case <-b.js.PublishAsyncComplete():
+	case <-time.After(time.Second):
+	}
+	b.nc.Close()
+}
+
+// Hold blocks until this node holds the lease called name, or ctx ends.
+// The returned context ends when the lease is lost (a renewal failed: the
+// key expired and another node may hold it now) or ctx ends; release
+// stops renewing and gives the lease up at once, for a quick hand-over.
+func (b *Bus) Hold(ctx context.Context, name string) (held context.Context, release func(), err error) {
+	key := leaseKey(name)
+	every := b.o.LeaseTTL / 3
+	for {
+		rev, err := b.kv.Create(ctx, key, []byte(b.o.Node))
+		if err == nil {
+			return b.keep(ctx, key, rev, every)
+		}
+		if ctx.Err() != nil {
+			return nil, nil, ctx.Err()
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			b.o.Log.Warn("bus: take a lease", "lease", name, "err", err)
+		}
+		t := time.NewTimer(every)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// keep renews a lease until it is lost or released.
+func (b *Bus) keep(ctx context.Context, key string, rev uint64, every time.Duration) (context.Context, func(), error) {
+	held, cancel := context.WithCancel(ctx)
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-held.Done():
+				return
+			case <-t.C:
+			}
+			rctx, rcancel := context.WithTimeout(held, every)
+			next, err := b.kv.Update(rctx, key, []byte(b.o.Node), rev)
+			rcancel()
+			if err != nil {
+				if held.Err() == nil {
+					b.o.Log.Warn("bus: lost a lease", "lease", key, "err", err)
+				}
+				cancel()
+				return
+			}
+			rev = next
+		}
+	}()
+	release := func() {
+		cancel()
+		<-stopped
+		dctx, dcancel := context.WithTimeout(context.Background(), time.Second)
+		defer dcancel()
+		b.kv.Delete(dctx, key, jetstream.LastRevision(rev))
+	}
+	return held, release, nil
+}
+
+// leaseKey makes a key-value key of a lease name: letters, digits and
+// "-_=." are kept, anything else becomes "_" followed by its code.
+func leaseKey(name string) string {
+	var sb strings.Builder
+	for _, r := range name {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '=', r == '.':
+			sb.WriteRune(r)
+		default:
+			fmt.Fprintf(&sb, "_%x", r)
+		}
+	}
+	return sb.String()
+}

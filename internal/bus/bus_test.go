@@ -1,0 +1,132 @@
+package bus
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mantlehq/mantle/internal/testenv"
+)
+
+// connect joins a test cluster of its own on the real NATS server
+// (MANTLE_TEST_NATS_URL); its stream and bucket are deleted after.
+func connect(t *testing.T, cluster, node string, ttl time.Duration) *Bus {
+	t.Helper()
+	b, err := Connect(context.Background(), Options{URL: testenv.NatsURL(t), Node: node, Cluster: cluster, LeaseTTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b
+}
+
+func testCluster(t *testing.T) string {
+	t.Helper()
+	url := testenv.NatsURL(t)
+	r := make([]byte, 4)
+	rand.Read(r)
+	name := "test-" + hex.EncodeToString(r)
+	t.Cleanup(func() {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		js, _ := jetstream.New(nc)
+		js.DeleteStream(context.Background(), strings.ToUpper(name)+"_LOG")
+		js.DeleteKeyValue(context.Background(), name+"_leases")
+	})
+	return name
+}
+
+func TestAnnouncementsReachEveryNode(t *testing.T) {
+	name := testCluster(t)
+	a, b := connect(t, name, "a", 0), connect(t, name, "b", 0)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan int64, 16)
+	if err := b.Follow(ctx, func(last int64) { got <- last }); err != nil {
+		t.Fatal(err)
+	}
+	a.nc.Flush()
+	b.nc.Flush()
+	for _, seq := range []int64{5, 9} {
+		a.Announce(seq)
+	}
+	for _, want := range []int64{5, 9} {
+		select {
+		case n := <-got:
+			if n != want {
+				t.Fatalf("node b heard %d, want %d", n, want)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("node b heard nothing of %d", want)
+		}
+	}
+	if err := a.Ready(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLeaseIsExclusiveAndHandsOver: one holder at a time; a released
+// lease passes at once, and a holder that stops renewing (a dead node)
+// loses it after the TTL.
+func TestLeaseIsExclusiveAndHandsOver(t *testing.T) {
+	name := testCluster(t)
+	ttl := 1500 * time.Millisecond
+	a, b := connect(t, name, "a", ttl), connect(t, name, "b", ttl)
+	ctx := context.Background()
+	heldA, releaseA, err := a.Hold(ctx, "webhook.orders")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bctx, bcancel := context.WithTimeout(ctx, ttl)
+	if _, _, err := b.Hold(bctx, "webhook.orders"); err == nil {
+		t.Fatal("node b took a lease node a holds")
+	}
+	bcancel()
+	// A different name is independent.
+	_, releaseOther, err := b.Hold(ctx, "automation.audit")
+	if err != nil {
+		t.Fatal(err)
+	}
+	releaseOther()
+
+	releaseA()
+	if heldA.Err() == nil {
+		t.Fatal("a released lease's context is still live")
+	}
+	hctx, hcancel := context.WithTimeout(ctx, ttl)
+	defer hcancel()
+	_, releaseB, err := b.Hold(hctx, "webhook.orders")
+	if err != nil {
+		t.Fatalf("node b could not take a released lease: %v", err)
+	}
+	// Node b dies: it stops renewing (its connection closes) and its
+	// lease expires; node a takes it within a few TTLs.
+	b.nc.Close()
+	_ = releaseB
+	actx, acancel := context.WithTimeout(ctx, 5*ttl)
+	defer acancel()
+	start := time.Now()
+	if _, release, err := a.Hold(actx, "webhook.orders"); err != nil {
+		t.Fatalf("the dead node's lease never passed on: %v", err)
+	} else {
+		release()
+	}
+	t.Logf("handed over %v after the holder died (TTL %v)", time.Since(start).Round(time.Millisecond), ttl)
+}
+
+func TestLeaseKey(t *testing.T) {
+	for in, want := range map[string]string{"webhook.orders": "webhook.orders", "fn_trigger.a b": "fn_5ftrigger.a_20b", "x/y": "x_2fy"} {
+		if got := leaseKey(in); got != want {
+			t.Errorf("leaseKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
