@@ -154,7 +154,7 @@ func TestCluster(t *testing.T) {
 	var (
 		recvMu    sync.Mutex
 		secret    []byte
-		firstSeen []int64          // seqs in order of first arrival
+		firstSeen []int64            // seqs in order of first arrival
 		arrivals  = map[string]int{} // webhook-id -> deliveries
 		badSig    int
 		recvWake  = make(chan struct{}, 1)
