@@ -193,6 +193,15 @@ func TestCluster(t *testing.T) {
 	for i := range 3 {
 		nodes = append(nodes, startNode(t, bin, project, store, natsURL, name, fmt.Sprintf("n%d", i+1)))
 	}
+	for i, n := range nodes {
+		var ready struct {
+			Status string
+			Checks map[string]string
+		}
+		if code := getJSON(t, n.url+"/api/ready", &ready); code != 200 || ready.Checks["bus"] != "ok" || ready.Checks["store"] != "ok" {
+			t.Fatalf("node %d not ready: %d %+v", i+1, code, ready)
+		}
+	}
 	func() {
 		c, err := pgx.Connect(context.Background(), pgURL)
 		if err != nil {

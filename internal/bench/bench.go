@@ -43,6 +43,10 @@ type Options struct {
 	// WriterCommand, when set, runs the realtime workload's writes in a
 	// process of their own: the command and its first arguments (mantle
 	// bench --realtime-writer); the run's settings are appended as flags.
+	// WriteURL, when set, is where the realtime workload writes while its
+	// subscribers follow URL: another node of a cluster, for cross-node
+	// delivery latency.
+	WriteURL      string
 	WriterCommand []string
 	Log           io.Writer
 }

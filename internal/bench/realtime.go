@@ -94,10 +94,14 @@ func (r *runner) realtime(ctx context.Context) (*Result, error) {
 	}
 	var n int64
 	var elapsed time.Duration
+	wo := r.o
+	if wo.WriteURL != "" {
+		wo.URL = wo.WriteURL
+	}
 	if len(r.o.WriterCommand) > 0 {
-		n, elapsed, err = r.writeInChild(ctx, report)
+		n, elapsed, err = r.writeInChild(ctx, wo, report)
 	} else {
-		n, elapsed, err = WriteAtRate(ctx, r.o, r.run, report)
+		n, elapsed, err = WriteAtRate(ctx, wo, r.run, report)
 	}
 	if err != nil {
 		return nil, err
@@ -256,9 +260,9 @@ loop:
 // load generator's thousand subscriber goroutines would otherwise delay
 // the writes themselves: Go runs runnable goroutines in turn, and the
 // writes would wait behind every subscriber's read.
-func (r *runner) writeInChild(ctx context.Context, report func(Written)) (int64, time.Duration, error) {
+func (r *runner) writeInChild(ctx context.Context, wo Options, report func(Written)) (int64, time.Duration, error) {
 	args := append(append([]string(nil), r.o.WriterCommand[1:]...),
-		"--url", r.o.URL, "--token", r.o.Token, "--collection", r.o.Collection, "--rate", strconv.Itoa(r.o.Rate),
+		"--url", wo.URL, "--token", r.o.Token, "--collection", r.o.Collection, "--rate", strconv.Itoa(r.o.Rate),
 		"--duration", r.o.Duration.String(), "--body", strconv.Itoa(r.o.BodyBytes), "--run", r.run)
 	cmd := exec.CommandContext(ctx, r.o.WriterCommand[0], args...)
 	out, err := cmd.StdoutPipe()

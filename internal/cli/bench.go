@@ -29,6 +29,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&o.Subscribers, "subscribers", 100, "realtime: SSE subscribers")
 	fs.IntVar(&o.WSSubscribers, "ws", 0, "realtime: WebSocket subscribers, besides the SSE ones")
 	fs.IntVar(&o.Rate, "rate", 500, "realtime: writes per second")
+	fs.StringVar(&o.WriteURL, "write-url", "", "realtime: write to this server (another node of a cluster) while subscribers follow --url")
 	fs.StringVar(&o.KafkaAddr, "kafka", "", "kafka workload: the server's Kafka listener, such as 127.0.0.1:9092")
 	fs.IntVar(&o.KafkaEvents, "kafka-events", 1_000_000, "kafka workload: events to preload and read")
 	fs.IntVar(&o.RuleRecords, "rule-records", 50000, "rule workloads: records in each of the open and owned collections")

@@ -7,6 +7,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -143,6 +144,10 @@ func (e *Engine) Apply(ctx context.Context, s *schema.Schema, mode ApplyMode) (r
 		}
 		return tx.Append(&eventlog.Event{Type: eventlog.SchemaApplied, Time: e.now(), Actor: actor, Data: data})
 	})
+	if errors.Is(err, store.ErrSchemaApplied) { // another node of the cluster was first
+		e.state.Store(next)
+		return nil, skipped, nil
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("apply schema: %w", err)
 	}

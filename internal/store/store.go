@@ -5,6 +5,7 @@ package store
 
 import (
 	"context"
+	"errors"
 
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/query"
@@ -81,6 +82,11 @@ type Tx interface {
 	// new schema as applied.
 	Migrate(from, to *schema.Schema, steps []schema.Step) error
 }
+
+// ErrSchemaApplied is what Tx.Migrate may return when the schema it was
+// asked to reach is already applied: another node of a cluster applied it
+// first. The caller treats the migration as done (and records nothing).
+var ErrSchemaApplied = errors.New("the schema is already applied")
 
 // Page is one page of a list.
 type Page struct {

@@ -1,6 +1,7 @@
 package rest_test
 
 import (
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -119,5 +120,19 @@ func TestMeta(t *testing.T) {
 		{Name: "health", Method: "GET", Path: "/api/health", Status: 200, Contains: []string{`{"status":"ok"}`}},
 		{Name: "schema", Method: "GET", Path: "/api/schema", Status: 200, Contains: []string{`"name":"posts"`, `"name":"users"`}},
 		{Name: "openapi", Method: "GET", Path: "/api/openapi.json", Status: 200, Contains: []string{`"openapi": "3.1.0"`, `"/api/collections/posts/records/{id}"`}},
+		{Name: "ready", Method: "GET", Path: "/api/ready", Status: 200, Contains: []string{`"status":"ready"`, `"store":"ok"`}},
 	})
+}
+
+// TestReadyFailsWhileShuttingDown: a node that closes says so, so that a
+// load balancer stops sending it requests.
+func TestReadyFailsWhileShuttingDown(t *testing.T) {
+	s := apptest.Start(t, blog)
+	if checks := s.App.Ready(context.Background()); checks["store"] != nil || checks["shutdown"] != nil {
+		t.Fatalf("a running node: %v", checks)
+	}
+	s.App.Close()
+	if checks := s.App.Ready(context.Background()); checks["shutdown"] == nil {
+		t.Fatalf("a closed node: %v", checks)
+	}
 }

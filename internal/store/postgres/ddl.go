@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/schema"
+	"github.com/mantlehq/mantle/internal/store"
 )
 
 // columnType is the column type that stores a field. Text, datetimes
@@ -93,10 +95,55 @@ func StepSQL(to *schema.Schema, s schema.Step) []string {
 	return nil
 }
 
+// migrateLock is the advisory lock key that serialises migrations.
+const migrateLock = 0x6d616e746c6501
+
+// appliedSchema reads the applied schema inside the transaction.
+func (t *tx) appliedSchema() ([]byte, error) {
+	if err := t.flush(); err != nil {
+		return nil, err
+	}
+	var raw []byte
+	err := t.db.wconn.QueryRow(bg, `SELECT value FROM _mantle_meta WHERE key = 'schema'`).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	return raw, wrap("read applied schema", err)
+}
+
+// same reports whether a stored schema is s (both absent counts).
+func same(raw []byte, s *schema.Schema) bool {
+	if raw == nil || s == nil {
+		return raw == nil && s == nil
+	}
+	var stored schema.Schema
+	if json.Unmarshal(raw, &stored) != nil {
+		return false
+	}
+	a, _ := json.Marshal(&stored)
+	b, _ := json.Marshal(s)
+	return string(a) == string(b)
+}
+
 // Migrate implements store.Tx. PostgreSQL's DDL is transactional: a
 // failing step undoes the whole migration with the batch.
 func (t *tx) Migrate(from, to *schema.Schema, steps []schema.Step) error {
 	t.migrated = true
+	// Nodes of a cluster that start together with a new project would all
+	// migrate: the first does, the others find its schema and stop.
+	if _, err := t.execNow(`SELECT pg_advisory_xact_lock($1)`, int64(migrateLock)); err != nil {
+		return wrap("lock the schema", err)
+	}
+	applied, err := t.appliedSchema()
+	if err != nil {
+		return err
+	}
+	if same(applied, to) {
+		return store.ErrSchemaApplied
+	}
+	if !same(applied, from) {
+		return fmt.Errorf("the applied schema changed while this plan was made (another node applied a different project?): plan again")
+	}
 	for _, s := range steps {
 		for _, q := range StepSQL(to, s) {
 			if _, err := t.execNow(q); err != nil {

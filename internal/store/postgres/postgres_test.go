@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/schema"
 	"github.com/mantlehq/mantle/internal/store"
@@ -142,5 +143,49 @@ func TestLogAcrossNodes(t *testing.T) {
 	}
 	if last, _ := nodes[1].LastSeq(ctx); last != int64(total) {
 		t.Errorf("LastSeq %d, want %d", last, total)
+	}
+}
+
+// TestConcurrentStartsMigrateOnce: nodes that start together with a new
+// project all apply it; one migrates, the others find its schema, and the
+// log records one schema.applied.
+func TestConcurrentStartsMigrateOnce(t *testing.T) {
+	url, name := testSchema(t)
+	ctx := context.Background()
+	var engines []*engine.Engine
+	for range 3 {
+		db, err := postgres.Open(ctx, url, postgres.Options{Schema: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		eng, err := engine.New(ctx, db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		engines = append(engines, eng)
+	}
+	var wg sync.WaitGroup
+	for _, eng := range engines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, _, err := eng.Apply(ctx, storetest.Fixture(), engine.SafeOnly); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	db, err := postgres.Open(ctx, url, postgres.Options{Schema: name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	evs, err := db.Events(ctx, store.EventFilter{Types: []string{eventlog.SchemaApplied}, Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 1 {
+		t.Errorf("%d schema.applied events, want 1", len(evs))
 	}
 }
