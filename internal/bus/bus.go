@@ -206,9 +206,13 @@ func (b *Bus) keep(ctx context.Context, key string, rev uint64, every time.Durat
 	release := func() {
 		cancel()
 		<-stopped
-		dctx, dcancel := context.WithTimeout(context.Background(), time.Second)
+		// Give the key up if it is still ours. Its revision is read afresh:
+		// a renewal that timed out on our side may have gone through.
+		dctx, dcancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer dcancel()
-		b.kv.Delete(dctx, key, jetstream.LastRevision(rev))
+		if e, err := b.kv.Get(dctx, key); err == nil && string(e.Value()) == b.o.Node {
+			b.kv.Delete(dctx, key, jetstream.LastRevision(e.Revision()))
+		}
 	}
 	return held, release, nil
 }
