@@ -27,16 +27,27 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mantlehq/mantle/internal/api/webhook"
+	"github.com/mantlehq/mantle/internal/fn/fntest"
 	"github.com/mantlehq/mantle/internal/testenv"
 )
 
-// clusterProject has a webhook and an automation on item creations, the
-// work that must happen once per event across the cluster.
+// clusterProject has a webhook, a function and an automation on item
+// creations: the work that must happen once per event across the cluster.
 const clusterProject = crashProject + `
   audits:
     fields:
       item: { type: text, required: true }
     rules: { list: "true", view: "true", create: "true" }
+  fnlog:
+    fields:
+      item: { type: text, required: true }
+    rules: { list: "true", view: "true", create: "true" }
+functions:
+  fnlog:
+    module: functions/fnlog
+    on: [items.record.created]
+    retryMin: 10ms
+    retryMax: 200ms
 automations:
   audit_items:
     on: items.record.created
@@ -53,11 +64,54 @@ webhooks:
     retryMax: 200ms
 `
 
-// startNode runs `mantle serve` as one node of a cluster.
+// fnlogSource is an event-triggered function that records each item it
+// is called for.
+const fnlogSource = `package main
+
+import "github.com/mantlehq/mantle/sdk/go/mantle"
+
+func init() { mantle.Handle(logItem) }
+
+func main() { mantle.Main() }
+
+func logItem(inv *mantle.Invocation) (*mantle.Result, error) {
+	var item struct {
+		ID string ` + "`json:\"id\"`" + `
+	}
+	if err := inv.Event.Record(&item); err != nil {
+		return nil, err
+	}
+	_, err := mantle.Records("fnlog").Create(map[string]any{"item": item.ID})
+	return nil, err
+}
+`
+
+// writeFunction writes the fnlog function into a project folder, its
+// go.mod pointing at this repository's SDK.
+func writeFunction(t *testing.T, project string) {
+	t.Helper()
+	sdk, err := filepath.Abs("../../sdk/go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(project, "functions", "fnlog")
+	os.MkdirAll(dir, 0o755)
+	gomod := "module clusterfn\n\ngo 1.24\n\nrequire github.com/mantlehq/mantle/sdk/go v0.0.0\n\nreplace github.com/mantlehq/mantle/sdk/go => " + sdk + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(fnlogSource), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startNode runs `mantle serve` as one node of a cluster. The nodes share
+// the tests' compilation cache, so the function compiles once.
 func startNode(t *testing.T, bin, project, store, natsURL, cluster, node string) *server {
 	t.Helper()
 	cmd := exec.Command(bin, "serve", "--project", project, "--data", filepath.Join(t.TempDir(), node),
-		"--http", "127.0.0.1:0", "--store", store, "--nats", natsURL, "--cluster", cluster, "--node", node)
+		"--http", "127.0.0.1:0", "--store", store, "--nats", natsURL, "--cluster", cluster, "--node", node,
+		"--wasm-cache", fntest.CacheDir())
 	cmd.Env = append(os.Environ(), "MANTLE_ADMIN_TOKEN="+adminToken, "MANTLE_WEBHOOK_ALLOW_PRIVATE=true")
 	stdout, _ := cmd.StdoutPipe()
 	stderr, _ := cmd.StderrPipe()
@@ -189,6 +243,7 @@ func TestCluster(t *testing.T) {
 	bin := buildMantle(t)
 	project := t.TempDir()
 	os.WriteFile(filepath.Join(project, "mantle.yaml"), []byte(strings.Replace(clusterProject, "RECEIVER", recv.URL, 1)), 0o644)
+	writeFunction(t, project)
 	var nodes []*server
 	for i := range 3 {
 		nodes = append(nodes, startNode(t, bin, project, store, natsURL, name, fmt.Sprintf("n%d", i+1)))
@@ -409,36 +464,39 @@ func TestCluster(t *testing.T) {
 	recvMu.Unlock()
 	checkWindow(t, "webhook", dupSeqs, created)
 
-	// The automation: one audit per item, but for the same kind of window.
-	audits := map[string]int{}
-	deadline := time.Now().Add(60 * time.Second)
-	for len(audits) < want && time.Now().Before(deadline) {
-		clear(audits)
-		for cursor := ""; ; {
-			var page struct {
-				Items      []struct{ Item string }
-				NextCursor *string
+	// The automation and the function: one record per item, but for the
+	// same kind of window.
+	for _, c := range []struct{ what, collection string }{{"automation", "audits"}, {"function", "fnlog"}} {
+		per := map[string]int{}
+		deadline := time.Now().Add(60 * time.Second)
+		for len(per) < want && time.Now().Before(deadline) {
+			clear(per)
+			for cursor := ""; ; {
+				var page struct {
+					Items      []struct{ Item string }
+					NextCursor *string
+				}
+				getJSON(t, nodes[(victim+1)%3].url+"/api/collections/"+c.collection+"/records?limit=1000"+cursor, &page)
+				for _, it := range page.Items {
+					per[it.Item]++
+				}
+				if page.NextCursor == nil {
+					break
+				}
+				cursor = "&cursor=" + *page.NextCursor
 			}
-			getJSON(t, nodes[(victim+1)%3].url+"/api/collections/audits/records?limit=1000"+cursor, &page)
-			for _, it := range page.Items {
-				audits[it.Item]++
-			}
-			if page.NextCursor == nil {
-				break
-			}
-			cursor = "&cursor=" + *page.NextCursor
 		}
-	}
-	if len(audits) != want {
-		t.Fatalf("the automation audited %d of %d items", len(audits), want)
-	}
-	var twice []int64
-	for item, n := range audits {
-		if n > 1 {
-			twice = append(twice, created[item])
+		if len(per) != want {
+			t.Fatalf("the %s acted on %d of %d items", c.what, len(per), want)
 		}
+		var twice []int64
+		for item, n := range per {
+			if n > 1 {
+				twice = append(twice, created[item])
+			}
+		}
+		checkWindow(t, c.what, twice, created)
 	}
-	checkWindow(t, "automation", twice, created)
 }
 
 // checkWindow accepts repeated work only as at-least-once allows it: the
