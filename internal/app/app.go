@@ -102,7 +102,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		}, log)
 		onCommit = func(evs []*eventlog.Event) {
 			follower.Committed(evs)
-			b.Announce(evs[len(evs)-1].Seq)
+			b.Announce(evs)
 		}
 	}
 	st, err = OpenStore(ctx, cfg, true, onCommit)

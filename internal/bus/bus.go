@@ -3,11 +3,12 @@
 // depends on (the PostgreSQL commit is what makes a write durable):
 //
 //   - Announcements. After each commit a node publishes the last sequence
-//     it committed on the JetStream stream MANTLE_LOG (subject
-//     mantle.log, deduplicated by Nats-Msg-Id; the names follow
-//     Options.Cluster). Every node listens and
-//     reads what it has not seen from the database into its hub, in
-//     sequence order (see Follower), so its SSE, WebSocket and Kafka
+//     it committed, with the commit's events when they are small enough,
+//     on the JetStream stream MANTLE_LOG (subject mantle.log, deduplicated
+//     by Nats-Msg-Id; the names follow Options.Cluster). Every node
+//     listens and puts what it has not seen into its hub, in sequence
+//     order, reading from the database what no announcement brought it
+//     (see Follower), so its SSE, WebSocket and Kafka
 //     consumers see writes made on any node within milliseconds. An
 //     announcement is only a hint: a node also polls the log once a
 //     second, so a lost one delays events, it never loses them.
@@ -21,6 +22,7 @@ package bus
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +32,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/mantlehq/mantle/internal/eventlog"
 )
 
 // DefaultCluster names a cluster's stream, subject and bucket on the NATS
@@ -101,22 +105,71 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 	return b, nil
 }
 
-// Announce tells the other nodes that sequences up to last are committed.
-// It does not wait for JetStream's acknowledgement.
-func (b *Bus) Announce(last int64) {
-	s := strconv.FormatInt(last, 10)
-	if _, err := b.js.PublishAsync(b.subject, []byte(s), jetstream.WithMsgID(s)); err != nil {
-		b.o.Log.Debug("bus: announce", "seq", last, "err", err)
+// maxCarried bounds the events an announcement carries: a bigger batch is
+// announced by its last sequence alone, and the nodes read it from the
+// database.
+const maxCarried = 256 << 10
+
+// announcement is what a node publishes after a commit: the last sequence
+// and, up to maxCarried bytes, the events themselves, so that the other
+// nodes need not read them back from the database.
+type announcement struct {
+	Last   int64       `json:"last"`
+	Events []wireEvent `json:"events,omitempty"`
+}
+
+type wireEvent struct {
+	Seq        int64           `json:"seq"`
+	Type       string          `json:"type"`
+	Collection string          `json:"collection,omitempty"`
+	Subject    string          `json:"subject,omitempty"`
+	Time       time.Time       `json:"time"`
+	Actor      string          `json:"actor,omitempty"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// Announce tells the other nodes that evs (the events of one commit, in
+// order) are committed. It does not wait for JetStream's acknowledgement.
+func (b *Bus) Announce(evs []*eventlog.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	a := announcement{Last: evs[len(evs)-1].Seq}
+	size := 0
+	for _, e := range evs {
+		size += len(e.Data) + len(e.Subject) + 128
+	}
+	if size <= maxCarried {
+		a.Events = make([]wireEvent, len(evs))
+		for i, e := range evs {
+			a.Events[i] = wireEvent{Seq: e.Seq, Type: e.Type, Collection: e.Collection, Subject: e.Subject, Time: e.Time, Actor: e.Actor, Data: e.Data}
+		}
+	}
+	payload, err := json.Marshal(a)
+	if err != nil {
+		payload, _ = json.Marshal(announcement{Last: a.Last})
+	}
+	id := strconv.FormatInt(a.Last, 10)
+	if _, err := b.js.PublishAsync(b.subject, payload, jetstream.WithMsgID(id)); err != nil {
+		b.o.Log.Debug("bus: announce", "seq", a.Last, "err", err)
 	}
 }
 
-// Follow calls fn with every sequence announced, by any node, until ctx
-// ends. fn runs on NATS's delivery goroutine and must not block.
-func (b *Bus) Follow(ctx context.Context, fn func(last int64)) error {
+// Follow calls fn with every announcement, by any node, until ctx ends:
+// the last sequence committed and, when the announcement carries them,
+// the events up to it. fn runs on NATS's delivery goroutine and must not
+// block.
+func (b *Bus) Follow(ctx context.Context, fn func(last int64, evs []*eventlog.Event)) error {
 	sub, err := b.nc.Subscribe(b.subject, func(m *nats.Msg) {
-		if n, err := strconv.ParseInt(string(m.Data), 10, 64); err == nil {
-			fn(n)
+		var a announcement
+		if json.Unmarshal(m.Data, &a) != nil {
+			return
 		}
+		var evs []*eventlog.Event
+		for _, w := range a.Events {
+			evs = append(evs, &eventlog.Event{Seq: w.Seq, Type: w.Type, Collection: w.Collection, Subject: w.Subject, Time: w.Time, Actor: w.Actor, Data: w.Data})
+		}
+		fn(a.Last, evs)
 	})
 	if err != nil {
 		return fmt.Errorf("follow announcements: %w", err)

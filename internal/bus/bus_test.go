@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/testenv"
 )
 
@@ -50,20 +51,37 @@ func TestAnnouncementsReachEveryNode(t *testing.T) {
 	a, b := connect(t, name, "a", 0), connect(t, name, "b", 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	got := make(chan int64, 16)
-	if err := b.Follow(ctx, func(last int64) { got <- last }); err != nil {
+	type heard struct {
+		last int64
+		evs  []*eventlog.Event
+	}
+	got := make(chan heard, 16)
+	if err := b.Follow(ctx, func(last int64, evs []*eventlog.Event) { got <- heard{last, evs} }); err != nil {
 		t.Fatal(err)
 	}
 	a.nc.Flush()
 	b.nc.Flush()
-	for _, seq := range []int64{5, 9} {
-		a.Announce(seq)
-	}
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	a.Announce([]*eventlog.Event{{Seq: 4, Type: "record.created", Collection: "posts", Subject: "p1", Time: at, Actor: "u1", Data: []byte(`{"x":1}`)},
+		{Seq: 5, Type: "custom.thing", Time: at, Data: []byte(`null`)}})
+	big := &eventlog.Event{Seq: 9, Type: "record.created", Collection: "posts", Time: at, Data: []byte(`"` + strings.Repeat("x", maxCarried) + `"`)}
+	a.Announce([]*eventlog.Event{big})
 	for _, want := range []int64{5, 9} {
 		select {
-		case n := <-got:
-			if n != want {
-				t.Fatalf("node b heard %d, want %d", n, want)
+		case h := <-got:
+			if h.last != want {
+				t.Fatalf("node b heard %d, want %d", h.last, want)
+			}
+			switch want {
+			case 5:
+				if len(h.evs) != 2 || h.evs[0].Subject != "p1" || h.evs[0].Actor != "u1" || !h.evs[0].Time.Equal(at) ||
+					string(h.evs[0].Data) != `{"x":1}` || h.evs[1].Seq != 5 || h.evs[1].Collection != "" {
+					t.Fatalf("the events arrived as %+v %+v", h.evs[0], h.evs[1])
+				}
+			case 9:
+				if len(h.evs) != 0 {
+					t.Fatalf("a commit too big to carry came with its events")
+				}
 			}
 		case <-time.After(5 * time.Second):
 			t.Fatalf("node b heard nothing of %d", want)

@@ -17,19 +17,20 @@ const PollEvery = time.Second
 // Follower keeps a node's hub in sequence order while other nodes write to
 // the same log. The hub must get every event once, in order; this node's
 // own commits come with their events but may follow sequences that other
-// nodes committed first, and other nodes' commits come as announcements.
-// So the follower publishes this node's events when they are next, and
-// otherwise reads the missing sequences from the database, which holds
-// every sequence below any committed one (see internal/store/postgres).
+// nodes committed first, and other nodes' commits come as announcements,
+// usually with their events, in whatever order the nodes' messages cross.
+// So the follower publishes the events it holds while they are next, and
+// reads the missing sequences from the database, which holds every
+// sequence below any committed one (see internal/store/postgres).
 type Follower struct {
 	hub  *eventlog.Hub
 	read func(ctx context.Context, f store.EventFilter) ([]*eventlog.Event, error)
 	log  *slog.Logger
 	kick chan struct{}
 
-	mu    sync.Mutex
-	local []*eventlog.Event // this node's committed events not yet in the hub, in order
-	known int64             // the highest sequence announced
+	mu      sync.Mutex
+	pending map[int64]*eventlog.Event // committed events not yet in the hub, by sequence
+	known   int64                     // the highest sequence announced
 }
 
 // NewFollower returns a follower of the log read by read (a store's
@@ -38,28 +39,42 @@ func NewFollower(hub *eventlog.Hub, read func(context.Context, store.EventFilter
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Follower{hub: hub, read: read, log: log, kick: make(chan struct{}, 1)}
+	return &Follower{hub: hub, read: read, log: log, kick: make(chan struct{}, 1), pending: map[int64]*eventlog.Event{}}
 }
 
 // Committed takes this node's committed events (the store's commit hook).
 // It does not block.
-func (f *Follower) Committed(evs []*eventlog.Event) {
-	f.mu.Lock()
-	f.local = append(f.local, evs...)
-	f.mu.Unlock()
-	f.wake()
-}
+func (f *Follower) Committed(evs []*eventlog.Event) { f.take(evs) }
 
-// Announced takes a sequence another node (or this one) committed.
-func (f *Follower) Announced(last int64) {
+// Announced takes an announcement: the last sequence a node committed
+// and, when it carried them, the events of that commit.
+func (f *Follower) Announced(last int64, evs []*eventlog.Event) {
 	f.mu.Lock()
 	if last > f.known {
 		f.known = last
 	}
 	f.mu.Unlock()
+	f.take(evs)
 	if last > f.hub.Last() {
 		f.wake()
 	}
+}
+
+func (f *Follower) take(evs []*eventlog.Event) {
+	if len(evs) == 0 {
+		return
+	}
+	done := f.hub.Last()
+	f.mu.Lock()
+	for _, e := range evs {
+		if e.Seq > done {
+			if _, dup := f.pending[e.Seq]; !dup {
+				f.pending[e.Seq] = e
+			}
+		}
+	}
+	f.mu.Unlock()
+	f.wake()
 }
 
 func (f *Follower) wake() {
@@ -88,24 +103,22 @@ func (f *Follower) Run(ctx context.Context) {
 	}
 }
 
-// catchUp publishes into the hub everything it lacks: this node's events
+// catchUp publishes into the hub everything it lacks: the events it holds
 // while they are next in sequence, the rest from the database.
 func (f *Follower) catchUp(ctx context.Context, poll bool) error {
 	for {
 		last := f.hub.Last()
 		f.mu.Lock()
-		i := 0
-		for i < len(f.local) && f.local[i].Seq <= last {
-			i++ // already published, read from the database
+		var next []*eventlog.Event
+		for e := f.pending[last+1]; e != nil; e = f.pending[last+int64(len(next))+1] {
+			next = append(next, e)
 		}
-		f.local = f.local[i:]
-		j := 0
-		for j < len(f.local) && f.local[j].Seq == last+int64(j)+1 {
-			j++
+		for seq := range f.pending {
+			if seq <= last+int64(len(next)) {
+				delete(f.pending, seq)
+			}
 		}
-		next := f.local[:j:j]
-		f.local = f.local[j:]
-		behind := len(f.local) > 0 || f.known > last+int64(j)
+		behind := len(f.pending) > 0 || f.known > last+int64(len(next))
 		f.mu.Unlock()
 		if len(next) > 0 {
 			f.hub.Publish(next)

@@ -72,8 +72,8 @@ func TestFollowerKeepsOrder(t *testing.T) {
 		t.Fatalf("own events: %d reads, hub at %d", l.reads, hub.Last())
 	}
 
-	other := l.commit(2) // another node's, announced
-	f.Announced(other[1].Seq)
+	other := l.commit(2) // another node's, announced without its events
+	f.Announced(other[1].Seq, nil)
 	mine := l.commit(2) // ours, after theirs: must wait for 4 and 5
 	f.Committed(mine)
 	if err := f.catchUp(ctx, false); err != nil {
@@ -93,7 +93,32 @@ func TestFollowerKeepsOrder(t *testing.T) {
 		}
 	}
 	f.Committed(mine) // a late duplicate of what is in already
-	if err := f.catchUp(ctx, false); err != nil || hub.Last() != 8 || len(f.local) != 0 {
-		t.Fatalf("a duplicate moved the hub to %d (local %d): %v", hub.Last(), len(f.local), err)
+	if err := f.catchUp(ctx, false); err != nil || hub.Last() != 8 || len(f.pending) != 0 {
+		t.Fatalf("a duplicate moved the hub to %d (pending %d): %v", hub.Last(), len(f.pending), err)
+	}
+
+	// Announcements that carry their events go in without a read.
+	evs := l.commit(1)
+	reads := l.reads
+	f.Announced(evs[0].Seq, evs)
+	if err := f.catchUp(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if l.reads != reads || hub.Last() != 9 {
+		t.Fatalf("a carried event: %d reads, hub at %d", l.reads-reads, hub.Last())
+	}
+	// Crossing announcements: 11 arrives before 10. The gap is read from
+	// the database; the late 10 changes nothing.
+	evs = l.commit(2)
+	f.Announced(evs[1].Seq, evs[1:])
+	if err := f.catchUp(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	f.Announced(evs[0].Seq, evs[:1])
+	if err := f.catchUp(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := hubSeqs(t, hub); len(got) != 11 || got[9] != 10 || got[10] != 11 || len(f.pending) != 0 {
+		t.Fatalf("hub holds %v (pending %d)", got, len(f.pending))
 	}
 }
