@@ -40,7 +40,9 @@ func testSchema(t testing.TB) (url, name string) {
 	return url, name
 }
 
-func open(t *testing.T) store.Store {
+func open(t *testing.T) store.Store { return openTB(t) }
+
+func openTB(t testing.TB) store.Store {
 	url, name := testSchema(t)
 	db, err := postgres.Open(context.Background(), url, postgres.Options{Schema: name})
 	if err != nil {
