@@ -10,9 +10,10 @@ import (
 
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/schema"
+	"github.com/mantlehq/mantle/internal/store/sqlkit"
 )
 
-func quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+func quote(name string) string { return sqlkit.Quote(name) }
 
 func formatTime(t time.Time) string { return t.UTC().Format(schema.TimeFormat) }
 
@@ -190,7 +191,7 @@ func translate(c *schema.Collection, err error) error {
 	}
 	fields := map[string]string{}
 	for _, ix := range c.Indexes {
-		if ix.Unique && pgName(indexName(c.Name, ix)) == pe.ConstraintName {
+		if ix.Unique && pgName(sqlkit.IndexName(c.Name, ix)) == pe.ConstraintName {
 			for _, f := range ix.Fields {
 				fields[f] = "already taken"
 			}
@@ -198,7 +199,7 @@ func translate(c *schema.Collection, err error) error {
 	}
 	var names []string
 	for _, ix := range c.Indexes {
-		if ix.Unique && pgName(indexName(c.Name, ix)) == pe.ConstraintName {
+		if ix.Unique && pgName(sqlkit.IndexName(c.Name, ix)) == pe.ConstraintName {
 			names = ix.Fields
 		}
 	}

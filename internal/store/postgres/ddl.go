@@ -12,6 +12,7 @@ import (
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/schema"
 	"github.com/mantlehq/mantle/internal/store"
+	"github.com/mantlehq/mantle/internal/store/sqlkit"
 )
 
 // columnType is the column type that stores a field. Text, datetimes
@@ -33,67 +34,31 @@ func columnType(f *schema.Field) string {
 	return `TEXT COLLATE "C"`
 }
 
-func indexName(c string, ix schema.Index) string {
-	prefix := "idx_"
-	if ix.Unique {
-		prefix = "uq_"
-	}
-	return prefix + c + "_" + strings.Join(ix.Fields, "_")
+// dialect is PostgreSQL's DDL. Indexes are NULLS FIRST, so that a scan
+// forward gives a list's ascending order (nulls first) and a scan backward
+// its descending order (nulls last); a plain index would force a sort. An
+// ordinary index ends with id, the tie-break of every sort, so a page of a
+// keyset walk is a range of the index.
+var dialect = sqlkit.Dialect{
+	ColumnType: columnType,
+	System:     "id TEXT COLLATE \"C\" PRIMARY KEY NOT NULL,\n\t\"createdAt\" TEXT COLLATE \"C\" NOT NULL,\n\t\"updatedAt\" TEXT COLLATE \"C\" NOT NULL,\n\tversion BIGINT NOT NULL",
+	IndexColumns: func(ix schema.Index) []string {
+		cols := make([]string, len(ix.Fields))
+		for i, f := range ix.Fields {
+			cols[i] = quote(f) + " NULLS FIRST"
+		}
+		if !ix.Unique {
+			cols = append(cols, "id")
+		}
+		return cols
+	},
 }
 
 // CreateTableSQL returns the statement that creates a collection's table.
-func CreateTableSQL(c *schema.Collection) string {
-	var b strings.Builder
-	b.WriteString("CREATE TABLE " + quote(c.Name) + " (\n\tid TEXT COLLATE \"C\" PRIMARY KEY NOT NULL,\n\t\"createdAt\" TEXT COLLATE \"C\" NOT NULL,\n\t\"updatedAt\" TEXT COLLATE \"C\" NOT NULL,\n\tversion BIGINT NOT NULL")
-	for _, f := range c.Fields {
-		b.WriteString(",\n\t" + quote(f.Name) + " " + columnType(f))
-	}
-	b.WriteString("\n)")
-	return b.String()
-}
+func CreateTableSQL(c *schema.Collection) string { return dialect.CreateTableSQL(c) }
 
 // StepSQL returns the statements that carry out one migration step.
-func StepSQL(to *schema.Schema, s schema.Step) []string {
-	t := quote(s.Collection)
-	switch s.Kind {
-	case schema.DropIndex:
-		return []string{"DROP INDEX IF EXISTS " + quote(indexName(s.Collection, s.Index))}
-	case schema.DropField:
-		return []string{"ALTER TABLE " + t + " DROP COLUMN IF EXISTS " + quote(s.Field.Name)}
-	case schema.DropCollection:
-		return []string{"DROP TABLE " + t}
-	case schema.CreateCollection:
-		return []string{CreateTableSQL(to.Collection(s.Collection))}
-	case schema.AddField:
-		return []string{"ALTER TABLE " + t + " ADD COLUMN " + quote(s.Field.Name) + " " + columnType(s.Field)}
-	case schema.AlterField:
-		if !s.Destructive {
-			return nil // only validation changed
-		}
-		return []string{
-			"ALTER TABLE " + t + " DROP COLUMN " + quote(s.Field.Name),
-			"ALTER TABLE " + t + " ADD COLUMN " + quote(s.Field.Name) + " " + columnType(s.Field),
-		}
-	case schema.CreateIndex:
-		// NULLS FIRST, so that a scan forward gives a list's ascending
-		// order (nulls first) and a scan backward its descending order
-		// (nulls last); a plain index would force a sort. An ordinary
-		// index ends with id, the tie-break of every sort, so a page of a
-		// keyset walk is a range of the index.
-		cols := make([]string, len(s.Index.Fields))
-		for i, f := range s.Index.Fields {
-			cols[i] = quote(f) + " NULLS FIRST"
-		}
-		u := ""
-		if s.Index.Unique {
-			u = "UNIQUE "
-		} else {
-			cols = append(cols, "id")
-		}
-		return []string{"CREATE " + u + "INDEX " + quote(indexName(s.Collection, s.Index)) + " ON " + t + " (" + strings.Join(cols, ", ") + ")"}
-	}
-	return nil
-}
+func StepSQL(to *schema.Schema, s schema.Step) []string { return dialect.StepSQL(to, s) }
 
 // migrateLock is the advisory lock key that serialises migrations.
 const migrateLock = 0x6d616e746c6501

@@ -30,10 +30,10 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/schema"
 	"github.com/mantlehq/mantle/internal/store"
+	"github.com/mantlehq/mantle/internal/store/sqlkit"
 )
 
 var _ store.Store = (*DB)(nil)
@@ -60,9 +60,7 @@ type DB struct {
 	wconn  *pgx.Conn     // the writer's own connection
 	tables sync.Map      // *schema.Collection -> *tableSQL
 
-	queue   chan *writeReq
-	stop    chan struct{}
-	done    chan struct{}
+	queue   *sqlkit.Queue
 	closeMu sync.Once
 }
 
@@ -84,7 +82,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 	if opts.MaxConns > 0 {
 		pcfg.MaxConns = opts.MaxConns
 	}
-	db := &DB{opts: opts, queue: make(chan *writeReq, 1024), stop: make(chan struct{}), done: make(chan struct{})}
+	db := &DB{opts: opts, queue: sqlkit.NewQueue(opts.MaxBatch)}
 	if db.wconn, err = pgx.ConnectConfig(ctx, pcfg.ConnConfig.Copy()); err != nil {
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
@@ -96,7 +94,7 @@ func Open(ctx context.Context, url string, opts Options) (*DB, error) {
 		db.wconn.Close(ctx)
 		return nil, fmt.Errorf("connect to postgres: %w", err)
 	}
-	go db.writer()
+	go db.queue.Run(db.run)
 	return db, nil
 }
 
@@ -180,15 +178,12 @@ func (db *DB) Ping(ctx context.Context) error { return db.pool.Ping(ctx) }
 // Close implements store.Store: pending writes finish first.
 func (db *DB) Close() error {
 	db.closeMu.Do(func() {
-		close(db.stop)
-		<-db.done
+		db.queue.Stop()
 		db.wconn.Close(context.Background())
 		db.pool.Close()
 	})
 	return nil
 }
-
-var errClosed = mantle.Errorf(mantle.Internal, "store.closed", "the store is closed")
 
 func wrap(what string, err error) error {
 	if err == nil {

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime/debug"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/store"
+	"github.com/mantlehq/mantle/internal/store/sqlkit"
 )
 
 // The writer is the SQLite adapter's group commit, on one connection of
@@ -20,56 +20,10 @@ import (
 // so the cluster-wide counter lock is held only for the last insert and
 // the commit.
 
-type writeReq struct {
-	fn   func(store.Tx) error
-	err  error
-	done chan error
-}
-
-// Write implements store.Store. It queues fn for the writer goroutine and
-// waits for the commit, even if ctx ends meanwhile: once queued, the write
-// may commit, and the caller must learn whether it did.
+// Write implements store.Store: fn joins the next batch of the writer
+// goroutine (see sqlkit.Queue).
 func (db *DB) Write(ctx context.Context, fn func(store.Tx) error) error {
-	req := &writeReq{fn: fn, done: make(chan error, 1)}
-	select {
-	case db.queue <- req:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-db.stop:
-		return errClosed
-	}
-	return <-req.done
-}
-
-func (db *DB) writer() {
-	defer close(db.done)
-	batch := make([]*writeReq, 0, db.opts.MaxBatch)
-	for {
-		var first *writeReq
-		select {
-		case first = <-db.queue:
-		case <-db.stop:
-			for {
-				select {
-				case req := <-db.queue:
-					db.run([]*writeReq{req})
-				default:
-					return
-				}
-			}
-		}
-		batch = append(batch[:0], first)
-	drain:
-		for len(batch) < db.opts.MaxBatch {
-			select {
-			case req := <-db.queue:
-				batch = append(batch, req)
-			default:
-				break drain
-			}
-		}
-		db.run(batch)
-	}
+	return db.queue.Write(ctx, fn)
 }
 
 var bg = context.Background()
@@ -92,7 +46,7 @@ func (db *DB) reconnect() error {
 	return nil
 }
 
-func (db *DB) run(batch []*writeReq) {
+func (db *DB) run(batch []*sqlkit.Req) {
 	if err := db.reconnect(); err != nil {
 		db.fail(batch, err)
 		return
@@ -110,11 +64,11 @@ func (db *DB) run(batch []*writeReq) {
 // batch: after any failure but the commit's own, the batch runs again on
 // the savepoint path, where each statement is sent at once and its error
 // comes back to the write that made it.
-func (db *DB) runFast(batch []*writeReq) bool {
+func (db *DB) runFast(batch []*sqlkit.Req) bool {
 	t := &tx{db: db}
 	t.queue(pending{sql: "BEGIN"})
 	for _, req := range batch {
-		if err := call(req.fn, t); err != nil {
+		if err := sqlkit.Call(req.Fn, t); err != nil {
 			t.queued = nil
 			db.exec("ROLLBACK")
 			return false
@@ -132,7 +86,7 @@ func (db *DB) runFast(batch []*writeReq) bool {
 	return true
 }
 
-func (db *DB) runSafe(batch []*writeReq) {
+func (db *DB) runSafe(batch []*sqlkit.Req) {
 	t := &tx{db: db, sync: true}
 	if _, err := db.exec("BEGIN"); err != nil {
 		db.fail(batch, fmt.Errorf("begin: %w", err))
@@ -144,11 +98,11 @@ func (db *DB) runSafe(batch []*writeReq) {
 			return
 		}
 		nev := len(t.events)
-		req.err = call(req.fn, t)
-		if req.err == nil {
-			req.err = t.flush()
+		req.Err = sqlkit.Call(req.Fn, t)
+		if req.Err == nil {
+			req.Err = t.flush()
 		}
-		if req.err != nil {
+		if req.Err != nil {
 			t.events = t.events[:nev]
 			if _, err := db.exec("ROLLBACK TO SAVEPOINT w"); err != nil {
 				db.abort(batch, fmt.Errorf("rollback to savepoint: %w", err))
@@ -206,7 +160,7 @@ const appendEvents = `WITH c AS (UPDATE _mantle_log SET last = last + $1 WHERE i
 	SELECT last FROM c`
 
 // committed updates what follows a commit and answers every write.
-func (db *DB) committed(batch []*writeReq, t *tx) {
+func (db *DB) committed(batch []*sqlkit.Req, t *tx) {
 	if t.migrated {
 		db.tables.Clear()
 		db.wconn.DeallocateAll(bg)
@@ -215,9 +169,7 @@ func (db *DB) committed(batch []*writeReq, t *tx) {
 	if db.opts.OnCommit != nil && len(t.events) > 0 {
 		db.opts.OnCommit(t.events)
 	}
-	for _, req := range batch {
-		req.done <- req.err
-	}
+	sqlkit.Answer(batch)
 }
 
 // pending is a statement queued in the pipeline. check looks at an
@@ -289,32 +241,14 @@ func (t *tx) execNow(q string, args ...any) (int64, error) {
 	return t.db.exec(q, args...)
 }
 
-// call runs fn, turning a panic into an internal error so that one bad
-// write cannot stop the writer.
-func call(fn func(store.Tx) error, t store.Tx) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic in write: %v\n%s", r, debug.Stack())
-		}
-	}()
-	return fn(t)
-}
-
 // abort rolls the whole transaction back and fails every write that had
 // not already failed on its own.
-func (db *DB) abort(batch []*writeReq, err error) {
+func (db *DB) abort(batch []*sqlkit.Req, err error) {
 	db.exec("ROLLBACK")
 	db.fail(batch, err)
 }
 
-func (db *DB) fail(batch []*writeReq, err error) {
-	for _, req := range batch {
-		if req.err == nil {
-			req.err = err
-		}
-		req.done <- req.err
-	}
-}
+func (db *DB) fail(batch []*sqlkit.Req, err error) { sqlkit.Fail(batch, err) }
 
 // tx implements store.Tx for the writer goroutine.
 type tx struct {

@@ -36,7 +36,7 @@ func (db *DB) checkpointer(cdb *sql.DB) {
 	var last time.Time
 	for {
 		select {
-		case <-db.stop:
+		case <-db.queue.Stopped():
 			checkpoint(cdb)
 			return
 		case <-db.ckWake:
@@ -44,7 +44,7 @@ func (db *DB) checkpointer(cdb *sql.DB) {
 		if wait := checkpointEvery - time.Since(last); wait > 0 {
 			select {
 			case <-time.After(wait):
-			case <-db.stop:
+			case <-db.queue.Stopped():
 				continue
 			}
 		}

@@ -11,10 +11,11 @@ import (
 
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/schema"
+	"github.com/mantlehq/mantle/internal/store/sqlkit"
 	sqlite3 "github.com/ncruces/go-sqlite3"
 )
 
-func quote(name string) string { return `"` + strings.ReplaceAll(name, `"`, `""`) + `"` }
+func quote(name string) string { return sqlkit.Quote(name) }
 
 func formatTime(t time.Time) string { return t.UTC().Format(schema.TimeFormat) }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/schema"
+	"github.com/mantlehq/mantle/internal/store/sqlkit"
 	sqlite3 "github.com/ncruces/go-sqlite3"
 )
 
@@ -25,60 +26,19 @@ func columnType(f *schema.Field) string {
 	return "TEXT"
 }
 
-func indexName(c string, ix schema.Index) string {
-	prefix := "idx_"
-	if ix.Unique {
-		prefix = "uq_"
-	}
-	return prefix + c + "_" + strings.Join(ix.Fields, "_")
+// dialect is SQLite's DDL: STRICT tables without rowid, clustered by id
+// (so an index on a field also orders by id).
+var dialect = sqlkit.Dialect{
+	ColumnType:   columnType,
+	System:       "id TEXT PRIMARY KEY NOT NULL,\n\tcreatedAt TEXT NOT NULL,\n\tupdatedAt TEXT NOT NULL,\n\tversion INTEGER NOT NULL",
+	TableOptions: " STRICT, WITHOUT ROWID",
 }
 
 // CreateTableSQL returns the statement that creates a collection's table.
-func CreateTableSQL(c *schema.Collection) string {
-	var b strings.Builder
-	b.WriteString("CREATE TABLE " + quote(c.Name) + " (\n\tid TEXT PRIMARY KEY NOT NULL,\n\tcreatedAt TEXT NOT NULL,\n\tupdatedAt TEXT NOT NULL,\n\tversion INTEGER NOT NULL")
-	for _, f := range c.Fields {
-		b.WriteString(",\n\t" + quote(f.Name) + " " + columnType(f))
-	}
-	b.WriteString("\n) STRICT, WITHOUT ROWID")
-	return b.String()
-}
+func CreateTableSQL(c *schema.Collection) string { return dialect.CreateTableSQL(c) }
 
 // StepSQL returns the statements that carry out one migration step.
-func StepSQL(to *schema.Schema, s schema.Step) []string {
-	t := quote(s.Collection)
-	switch s.Kind {
-	case schema.DropIndex:
-		return []string{"DROP INDEX IF EXISTS " + quote(indexName(s.Collection, s.Index))}
-	case schema.DropField:
-		return []string{"ALTER TABLE " + t + " DROP COLUMN " + quote(s.Field.Name)}
-	case schema.DropCollection:
-		return []string{"DROP TABLE " + t}
-	case schema.CreateCollection:
-		return []string{CreateTableSQL(to.Collection(s.Collection))}
-	case schema.AddField:
-		return []string{"ALTER TABLE " + t + " ADD COLUMN " + quote(s.Field.Name) + " " + columnType(s.Field)}
-	case schema.AlterField:
-		if !s.Destructive {
-			return nil // only validation changed
-		}
-		return []string{
-			"ALTER TABLE " + t + " DROP COLUMN " + quote(s.Field.Name),
-			"ALTER TABLE " + t + " ADD COLUMN " + quote(s.Field.Name) + " " + columnType(s.Field),
-		}
-	case schema.CreateIndex:
-		cols := make([]string, len(s.Index.Fields))
-		for i, f := range s.Index.Fields {
-			cols[i] = quote(f)
-		}
-		u := ""
-		if s.Index.Unique {
-			u = "UNIQUE "
-		}
-		return []string{"CREATE " + u + "INDEX " + quote(indexName(s.Collection, s.Index)) + " ON " + t + " (" + strings.Join(cols, ", ") + ")"}
-	}
-	return nil
-}
+func StepSQL(to *schema.Schema, s schema.Step) []string { return dialect.StepSQL(to, s) }
 
 // Migrate implements store.Tx.
 func (t *tx) Migrate(from, to *schema.Schema, steps []schema.Step) error {

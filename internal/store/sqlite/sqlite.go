@@ -15,10 +15,10 @@ import (
 	"runtime"
 	"sync"
 
-	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/schema"
 	"github.com/mantlehq/mantle/internal/store"
+	"github.com/mantlehq/mantle/internal/store/sqlkit"
 	sqlite3 "github.com/ncruces/go-sqlite3"
 	"github.com/ncruces/go-sqlite3/driver"
 )
@@ -63,9 +63,7 @@ type DB struct {
 	cache   *recordCache
 	stats   writerStats
 	wmu     sync.Mutex // held by the writer around each batch; the checkpointer takes it to restart the WAL
-	queue   chan *writeReq
-	stop    chan struct{}
-	done    chan struct{}
+	queue   *sqlkit.Queue
 	ckWake  chan struct{} // a commit happened
 	ckDone  chan struct{}
 	closeMu sync.Once
@@ -95,8 +93,7 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 		opts.CacheRecords = 50000
 	}
 	db := &DB{path: filepath.Join(dir, FileName), opts: opts, unlock: unlock,
-		wstmts: map[string]*sqlite3.Stmt{}, cache: newRecordCache(opts.CacheRecords), queue: make(chan *writeReq, 1024),
-		stop: make(chan struct{}), done: make(chan struct{}),
+		wstmts: map[string]*sqlite3.Stmt{}, cache: newRecordCache(opts.CacheRecords), queue: sqlkit.NewQueue(opts.MaxBatch),
 		ckWake: make(chan struct{}, 1), ckDone: make(chan struct{})}
 	if err := db.open(ctx); err != nil {
 		db.closeConns()
@@ -239,8 +236,7 @@ func (db *DB) LastSeq(ctx context.Context) (int64, error) {
 // Close implements store.Store: pending writes finish first.
 func (db *DB) Close() error {
 	db.closeMu.Do(func() {
-		close(db.stop)
-		<-db.done
+		db.queue.Stop()
 		<-db.ckDone
 		db.closeConns()
 		db.unlock()
@@ -282,5 +278,3 @@ func (db *DB) readStmt(ctx context.Context, q string) (*sql.Stmt, error) {
 	}
 	return s, nil
 }
-
-var errClosed = mantle.Errorf(mantle.Internal, "store.closed", "the store is closed")

@@ -7,72 +7,31 @@ import (
 	"encoding/json"
 	"fmt"
 	sqlite3 "github.com/ncruces/go-sqlite3"
-	"runtime/debug"
 	"sync"
 	"time"
 
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/store"
+	"github.com/mantlehq/mantle/internal/store/sqlkit"
 )
 
-type writeReq struct {
-	fn   func(store.Tx) error
-	err  error
-	done chan error
-}
-
-// Write implements store.Store. It queues fn for the writer goroutine and
-// waits for the commit, even if ctx ends meanwhile: once queued, the write
-// may commit, and the caller must learn whether it did.
+// Write implements store.Store: fn joins the next batch of the writer
+// goroutine (see sqlkit.Queue).
 func (db *DB) Write(ctx context.Context, fn func(store.Tx) error) error {
-	req := &writeReq{fn: fn, done: make(chan error, 1)}
-	select {
-	case db.queue <- req:
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-db.stop:
-		return errClosed
-	}
-	return <-req.done
+	return db.queue.Write(ctx, fn)
 }
 
 // writer owns the write connection. It takes every queued write (up to
 // MaxBatch) into one transaction, runs each in a savepoint, commits once
 // and then answers every caller.
 func (db *DB) writer() {
-	defer close(db.done)
-	batch := make([]*writeReq, 0, db.opts.MaxBatch)
-	for {
-		var first *writeReq
-		select {
-		case first = <-db.queue:
-		case <-db.stop:
-			// Finish what was queued before the stop.
-			for {
-				select {
-				case req := <-db.queue:
-					db.run([]*writeReq{req})
-				default:
-					return
-				}
-			}
-		}
-		batch = append(batch[:0], first)
-	drain:
-		for len(batch) < db.opts.MaxBatch {
-			select {
-			case req := <-db.queue:
-				batch = append(batch, req)
-			default:
-				break drain
-			}
-		}
+	db.queue.Run(func(batch []*sqlkit.Req) {
 		db.wmu.Lock()
 		t0 := time.Now()
 		db.run(batch)
 		db.stats.record(len(batch), time.Since(t0))
 		db.wmu.Unlock()
-	}
+	})
 }
 
 // wstmt returns the writer's prepared statement for q. The writer uses
@@ -134,7 +93,7 @@ func (db *DB) queryRow(q string, row func(*sqlite3.Stmt), args ...any) (bool, er
 // run commits a batch. It first runs every write without savepoints, the
 // cheap path; if one fails, it rolls back and runs the batch again with a
 // savepoint around each write, so the failure is undone alone.
-func (db *DB) run(batch []*writeReq) {
+func (db *DB) run(batch []*sqlkit.Req) {
 	if db.runFast(batch) {
 		return
 	}
@@ -144,7 +103,7 @@ func (db *DB) run(batch []*writeReq) {
 // runFast runs the batch in one transaction without savepoints and
 // reports whether it is done. A lone write that fails is done: its
 // transaction is rolled back and its error returned.
-func (db *DB) runFast(batch []*writeReq) bool {
+func (db *DB) runFast(batch []*sqlkit.Req) bool {
 	startSeq := db.nextSeq
 	tx := &tx{db: db}
 	if _, err := db.exec("BEGIN IMMEDIATE"); err != nil {
@@ -152,15 +111,15 @@ func (db *DB) runFast(batch []*writeReq) bool {
 		return true
 	}
 	for _, req := range batch {
-		if req.err = call(req.fn, tx); req.err != nil {
+		if req.Err = sqlkit.Call(req.Fn, tx); req.Err != nil {
 			db.wconn.ExecContext(context.Background(), "ROLLBACK")
 			db.nextSeq = startSeq
 			if len(batch) == 1 {
-				req.done <- req.err
+				req.Done <- req.Err
 				return true
 			}
 			for _, r := range batch {
-				r.err = nil
+				r.Err = nil
 			}
 			return false
 		}
@@ -169,7 +128,7 @@ func (db *DB) runFast(batch []*writeReq) bool {
 	return true
 }
 
-func (db *DB) runSafe(batch []*writeReq) {
+func (db *DB) runSafe(batch []*sqlkit.Req) {
 	startSeq := db.nextSeq
 	tx := &tx{db: db}
 	if _, err := db.exec("BEGIN IMMEDIATE"); err != nil {
@@ -182,8 +141,8 @@ func (db *DB) runSafe(batch []*writeReq) {
 			return
 		}
 		seq, nev, nch := db.nextSeq, len(tx.events), len(tx.changes)
-		req.err = call(req.fn, tx)
-		if req.err != nil {
+		req.Err = sqlkit.Call(req.Fn, tx)
+		if req.Err != nil {
 			db.nextSeq, tx.events, tx.changes = seq, tx.events[:nev], tx.changes[:nch]
 			if _, err := db.exec("ROLLBACK TO w"); err != nil {
 				db.abort(batch, startSeq, fmt.Errorf("rollback to savepoint: %w", err))
@@ -200,7 +159,7 @@ func (db *DB) runSafe(batch []*writeReq) {
 
 // commit commits the transaction, updates the record cache, hands the
 // events to the commit hook and answers every write of the batch.
-func (db *DB) commit(batch []*writeReq, tx *tx, startSeq int64) {
+func (db *DB) commit(batch []*sqlkit.Req, tx *tx, startSeq int64) {
 	t0 := time.Now()
 	_, err := db.exec("COMMIT")
 	db.stats.mu.Lock()
@@ -220,38 +179,18 @@ func (db *DB) commit(batch []*writeReq, tx *tx, startSeq int64) {
 	if db.opts.OnCommit != nil && len(tx.events) > 0 {
 		db.opts.OnCommit(tx.events)
 	}
-	for _, req := range batch {
-		req.done <- req.err
-	}
-}
-
-// call runs fn, turning a panic into an internal error so that one bad
-// write cannot stop the writer.
-func call(fn func(store.Tx) error, tx store.Tx) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("panic in write: %v\n%s", r, debug.Stack())
-		}
-	}()
-	return fn(tx)
+	sqlkit.Answer(batch)
 }
 
 // abort rolls the whole transaction back and fails every write that had
 // not already failed on its own.
-func (db *DB) abort(batch []*writeReq, startSeq int64, err error) {
+func (db *DB) abort(batch []*sqlkit.Req, startSeq int64, err error) {
 	db.wconn.ExecContext(context.Background(), "ROLLBACK")
 	db.nextSeq = startSeq
 	db.fail(batch, err)
 }
 
-func (db *DB) fail(batch []*writeReq, err error) {
-	for _, req := range batch {
-		if req.err == nil {
-			req.err = err
-		}
-		req.done <- req.err
-	}
-}
+func (db *DB) fail(batch []*sqlkit.Req, err error) { sqlkit.Fail(batch, err) }
 
 // resetStatements drops cached statements after a schema change.
 func (db *DB) resetStatements() {
