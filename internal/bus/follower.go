@@ -28,7 +28,7 @@ type Follower struct {
 	log  *slog.Logger
 	kick chan struct{}
 
-	mu      sync.Mutex
+	mu      sync.Mutex                // guards pending and known, and orders the hub's publishes
 	pending map[int64]*eventlog.Event // committed events not yet in the hub, by sequence
 	known   int64                     // the highest sequence announced
 }
@@ -56,16 +56,21 @@ func (f *Follower) Announced(last int64, evs []*eventlog.Event) {
 	f.mu.Unlock()
 	f.take(evs)
 	if last > f.hub.Last() {
-		f.wake()
+		f.wake() // announced without its events, or after a gap
 	}
 }
 
+// take adds committed events and publishes at once what is next in
+// sequence, in the caller's goroutine (the store's writer, NATS's
+// delivery goroutine): the hub's Publish is quick, and a hop through the
+// follower goroutine cost a wake-up on a busy machine. Only a gap wakes
+// the follower, to read it from the database.
 func (f *Follower) take(evs []*eventlog.Event) {
 	if len(evs) == 0 {
 		return
 	}
-	done := f.hub.Last()
 	f.mu.Lock()
+	done := f.hub.Last()
 	for _, e := range evs {
 		if e.Seq > done {
 			if _, dup := f.pending[e.Seq]; !dup {
@@ -73,8 +78,32 @@ func (f *Follower) take(evs []*eventlog.Event) {
 			}
 		}
 	}
+	behind := f.publishNext()
 	f.mu.Unlock()
-	f.wake()
+	if behind {
+		f.wake()
+	}
+}
+
+// publishNext publishes the pending events that are next in sequence and
+// reports whether the hub is still behind (a gap, or announced sequences
+// it has not got). f.mu is held.
+func (f *Follower) publishNext() (behind bool) {
+	last := f.hub.Last()
+	var next []*eventlog.Event
+	for e := f.pending[last+1]; e != nil; e = f.pending[last+int64(len(next))+1] {
+		next = append(next, e)
+	}
+	last += int64(len(next))
+	for seq := range f.pending {
+		if seq <= last {
+			delete(f.pending, seq)
+		}
+	}
+	if len(next) > 0 {
+		f.hub.Publish(next)
+	}
+	return len(f.pending) > 0 || f.known > last
 }
 
 func (f *Follower) wake() {
@@ -104,26 +133,14 @@ func (f *Follower) Run(ctx context.Context) {
 }
 
 // catchUp publishes into the hub everything it lacks: the events it holds
-// while they are next in sequence, the rest from the database.
+// while they are next in sequence, the rest read from the database
+// (outside the lock: a read must not hold up the writer's commits).
 func (f *Follower) catchUp(ctx context.Context, poll bool) error {
 	for {
-		last := f.hub.Last()
 		f.mu.Lock()
-		var next []*eventlog.Event
-		for e := f.pending[last+1]; e != nil; e = f.pending[last+int64(len(next))+1] {
-			next = append(next, e)
-		}
-		for seq := range f.pending {
-			if seq <= last+int64(len(next)) {
-				delete(f.pending, seq)
-			}
-		}
-		behind := len(f.pending) > 0 || f.known > last+int64(len(next))
+		behind := f.publishNext()
+		last := f.hub.Last()
 		f.mu.Unlock()
-		if len(next) > 0 {
-			f.hub.Publish(next)
-			continue
-		}
 		if !behind && !poll {
 			return nil
 		}
@@ -134,7 +151,18 @@ func (f *Follower) catchUp(ctx context.Context, poll bool) error {
 		if len(evs) == 0 {
 			return nil
 		}
-		f.hub.Publish(evs)
+		f.mu.Lock()
+		if now := f.hub.Last(); now > last { // published meanwhile: keep the rest
+			i := 0
+			for i < len(evs) && evs[i].Seq <= now {
+				i++
+			}
+			evs = evs[i:]
+		}
+		if len(evs) > 0 {
+			f.hub.Publish(evs)
+		}
+		f.mu.Unlock()
 		poll = len(evs) == 1000
 	}
 }
