@@ -236,14 +236,82 @@ func (c *Config) Postgres() bool {
 }
 
 // Load applies defaults, the environment and the flags in args.
+//
+// A settings file (--config FILE or MANTLE_CONFIG) comes between the
+// defaults and the environment: lines NAME=VALUE with the environment
+// variables' names (MANTLE_STORE=postgres://…), blank lines and # comments.
 func Load(fs *flag.FlagSet, args []string, serve bool) (Config, error) {
 	c := Default()
+	if path := configPath(args); path != "" {
+		vals, err := ReadFile(path)
+		if err != nil {
+			return c, err
+		}
+		if err := c.FromEnv(func(k string) string { return vals[k] }); err != nil {
+			return c, fmt.Errorf("%s: %w", path, err)
+		}
+	}
 	if err := c.FromEnv(os.Getenv); err != nil {
 		return c, err
 	}
 	c.Flags(fs, serve)
+	fs.String("config", "", "settings file of NAME=VALUE lines (MANTLE_STORE=…), read before the environment")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	return c, c.Validate()
+}
+
+// EnvConfig names the settings file when --config is not given.
+const EnvConfig = "MANTLE_CONFIG"
+
+// configPath finds --config in args (before the flags are parsed: the
+// file's values come before the flags'), else MANTLE_CONFIG.
+func configPath(args []string) string {
+	for i, a := range args {
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "config" {
+			continue
+		}
+		if hasVal {
+			return val
+		}
+		if i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	return os.Getenv(EnvConfig)
+}
+
+// ReadFile reads a settings file: NAME=VALUE lines, # comments, values
+// optionally in double quotes. Only MANTLE_ names are allowed, so that a
+// typo is an error and not a setting silently ignored.
+func ReadFile(path string) (map[string]string, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("settings file: %w", err)
+	}
+	vals := map[string]string{}
+	for n, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || !known[k] {
+			return nil, fmt.Errorf("%s:%d: want NAME=VALUE with a MANTLE_ setting name (such as MANTLE_STORE=postgres://…), got %q", path, n+1, line)
+		}
+		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+			v = v[1 : len(v)-1]
+		}
+		vals[k] = v
+	}
+	return vals, nil
+}
+
+var known = map[string]bool{
+	EnvProject: true, EnvData: true, EnvStore: true, EnvNats: true, EnvCluster: true, EnvNode: true, EnvHTTP: true,
+	EnvAdminToken: true, EnvMaxBody: true, EnvLogLevel: true, EnvRateLimit: true, EnvAccessTTL: true, EnvSignIn: true,
+	EnvPublicURL: true, EnvKafka: true, EnvWasmCache: true, EnvBenchNative: true, EnvWebhookPrivate: true,
 }

@@ -1,0 +1,38 @@
+package config
+
+import (
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSettingsFile(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "mantle.env")
+	os.WriteFile(path, []byte(`# the cluster's settings
+MANTLE_STORE="postgres://mantle@db:5432/app?sslmode=disable"
+MANTLE_NATS=nats://nats:4222
+MANTLE_HTTP=127.0.0.1:9000
+MANTLE_NODE=from-file
+`), 0o600)
+	t.Setenv("MANTLE_NODE", "from-env") // the environment overrides the file
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c, err := Load(fs, []string{"--config", path, "--http", "127.0.0.1:9001"}, true) // flags override both
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Store != "postgres://mantle@db:5432/app?sslmode=disable" || c.Nats != "nats://nats:4222" || c.Node != "from-env" || c.HTTP != "127.0.0.1:9001" {
+		t.Fatalf("settings: store %q nats %q node %q http %q", c.Store, c.Nats, c.Node, c.HTTP)
+	}
+
+	os.WriteFile(path, []byte("MANTLE_STOER=postgres://x\n"), 0o600)
+	fs = flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	if _, err := Load(fs, []string{"--config=" + path}, true); err == nil || !strings.Contains(err.Error(), "mantle.env:1") {
+		t.Fatalf("a misspelt name: %v", err)
+	}
+}
