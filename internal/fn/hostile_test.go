@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -172,4 +173,45 @@ func FuzzHostCallABI(f *testing.F) {
 			t.Fatalf("output of %d bytes over the limit", len(st.output))
 		}
 	})
+}
+
+// TestConcurrentCompilesOfOneModule loads one module in several runtimes
+// at once from a filled file cache, as Load does for functions that share
+// a module: each must come out whole and run (wazero published a module
+// loaded from its file cache before finishing it; see compileOnce).
+func TestConcurrentCompilesOfOneModule(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	fill, err := wazero.NewCompilationCacheWithDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Compile(ctx, fill, "first", minimal(), nil, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close(ctx)
+	fill.Close(ctx)
+	for round := range 10 {
+		cache, err := wazero.NewCompilationCacheWithDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				m, err := Compile(ctx, cache, "same", minimal(), nil, Limits{})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				defer m.Close(ctx)
+				if out, err := m.Call(ctx, []byte(`{}`), nil, func(int, string) {}); err != nil || string(out) != "{}" {
+					t.Errorf("round %d: %q %v", round, out, err)
+				}
+			})
+		}
+		wg.Wait()
+		cache.Close(ctx)
+	}
 }

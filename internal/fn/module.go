@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -92,6 +93,23 @@ type Failure struct {
 
 func (f *Failure) Error() string { return "function " + f.Kind + ": " + f.Message }
 
+// compiling holds a mutex per module (by its bytes' hash).
+var compiling sync.Map
+
+// compileOnce compiles a module while no other runtime compiles the same
+// bytes. wazero 1.12, loading a module from its file cache, makes it
+// visible to the other runtimes sharing the cache before it has compiled
+// the module's entry preambles; a runtime compiling the same module at
+// that moment gets it half made, and instantiating it panics (index out of
+// range in NewFunction). Two functions of a project may share a module,
+// and Load compiles them in parallel. TestConcurrentCompilesOfOneModule.
+func compileOnce(ctx context.Context, rt wazero.Runtime, wasm []byte) (wazero.CompiledModule, error) {
+	mu, _ := compiling.LoadOrStore(sha256.Sum256(wasm), &sync.Mutex{})
+	mu.(*sync.Mutex).Lock()
+	defer mu.(*sync.Mutex).Unlock()
+	return rt.CompileModule(ctx, wasm)
+}
+
 // Compile compiles wasm (using cache, shared by every module) and checks
 // that it speaks the ABI. The module is ready to call when Compile
 // returns: a reactor has its warm instances.
@@ -113,7 +131,7 @@ func Compile(ctx context.Context, cache wazero.CompilationCache, name string, wa
 	if err := instantiateHost(ctx, rt); err != nil {
 		return fail(err)
 	}
-	code, err := rt.CompileModule(ctx, wasm)
+	code, err := compileOnce(ctx, rt, wasm)
 	if err != nil {
 		return fail(fmt.Errorf("not a valid WebAssembly module: %w", err))
 	}
