@@ -218,10 +218,17 @@ func (c *Consumer) note(a Attempt) {
 }
 
 // Replay makes the consumer handle events again from sequence from
-// (inclusive).
+// (inclusive). A leased consumer may run on another node: the request is
+// stored, and whichever node holds the lease takes it within
+// replayCheckEvery.
 func (c *Consumer) Replay(from int64) error {
 	if from < 1 {
 		return mantle.Errorf(mantle.Invalid, "consumer.invalid_replay", "from must be a sequence number, 1 or more")
+	}
+	if c.s.Lease != nil {
+		return c.s.Engine.Transact(context.Background(), func(tx store.Tx) error {
+			return tx.PutSecret(c.s.Kind+"_replay", c.s.Name, []byte(strconv.FormatInt(from-1, 10)))
+		})
 	}
 	select {
 	case <-c.replay: // a newer request replaces one not yet taken
@@ -229,6 +236,37 @@ func (c *Consumer) Replay(from int64) error {
 	}
 	c.replay <- from - 1
 	return nil
+}
+
+// replayCheckEvery is how often the node running a leased consumer looks
+// for a replay requested on any node.
+const replayCheckEvery = time.Second
+
+// takeReplay moves a stored replay request into the replay channel.
+func (c *Consumer) takeReplay(ctx context.Context) {
+	var after int64 = -1
+	err := c.s.Engine.Transact(ctx, func(tx store.Tx) error {
+		raw, err := tx.Secret(c.s.Kind+"_replay", c.s.Name)
+		if mantle.ErrorCode(err) == mantle.NotFound {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if after, err = strconv.ParseInt(string(raw), 10, 64); err != nil {
+			after = -1
+		}
+		_, err = tx.DeleteSecret(c.s.Kind+"_replay", c.s.Name)
+		return err
+	})
+	if err != nil || after < 0 {
+		return
+	}
+	select {
+	case <-c.replay:
+	default:
+	}
+	c.replay <- after
 }
 
 // run handles events after sequence after, one at a time, in order. done
@@ -256,10 +294,22 @@ func (c *Consumer) run(ctx context.Context, after int64) {
 		c.mu.Unlock()
 		flush()
 	}
+	var check <-chan time.Time // leased: look for replays requested on other nodes
+	if c.s.Lease != nil {
+		t := time.NewTicker(replayCheckEvery)
+		defer t.Stop()
+		check = t.C
+		c.takeReplay(ctx)
+	}
 	for {
 		select {
 		case from := <-c.replay:
 			replay(from)
+		case <-check:
+			c.takeReplay(ctx)
+			if len(c.replay) > 0 {
+				replay(<-c.replay)
+			}
 		default:
 		}
 		evs, wait, err := cur.Next(ctx, 256)
@@ -298,6 +348,8 @@ func (c *Consumer) run(ctx context.Context, after int64) {
 		case <-wait:
 		case from := <-c.replay:
 			replay(from)
+		case <-check:
+			c.takeReplay(ctx)
 		}
 	}
 }

@@ -182,3 +182,71 @@ func TestLeasedScheduleFiresOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestLeasedReplayFromAnyNode asks for a replay on the node that does not
+// run the consumer: the node that does replays.
+func TestLeasedReplayFromAnyNode(t *testing.T) {
+	eng, hub := testEngine(t)
+	leases := newMemLeases()
+	var mu sync.Mutex
+	handled := map[int64]int{}
+	progress := make(chan struct{}, 1000)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var cs []*Consumer
+	for range 2 {
+		c, err := Start(ctx, Spec{Name: "audit", Kind: "test", Engine: eng, Hub: hub, Lease: leases, FromStart: true,
+			Match: func(e *eventlog.Event) bool { return e.Type == "custom.tick" },
+			Handle: func(_ context.Context, e *eventlog.Event, _ int) error {
+				mu.Lock()
+				handled[e.Seq]++
+				mu.Unlock()
+				progress <- struct{}{}
+				return nil
+			}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, c)
+	}
+	var first int64
+	for i := range 10 {
+		seq, err := eng.Emit(context.Background(), "custom.tick", "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 {
+			first = seq
+		}
+	}
+	wait := func(n int) {
+		timeout := time.After(10 * time.Second)
+		for range n {
+			select {
+			case <-progress:
+			case <-timeout:
+				t.Fatalf("waiting for %d more handled events", n)
+			}
+		}
+	}
+	wait(10)
+	// Ask the node that does not run the consumer (its cursor never moved).
+	idle := cs[0]
+	if idle.Status().Cursor != 0 {
+		idle = cs[1]
+	}
+	if idle.Status().Cursor != 0 {
+		t.Fatal("both nodes ran the consumer")
+	}
+	if err := idle.Replay(first); err != nil {
+		t.Fatal(err)
+	}
+	wait(10)
+	mu.Lock()
+	defer mu.Unlock()
+	for seq, n := range handled {
+		if n < 2 {
+			t.Errorf("event %d handled %d times after the replay", seq, n)
+		}
+	}
+}
