@@ -29,6 +29,7 @@ import (
 	"github.com/mantlehq/mantle/internal/api/webhook"
 	"github.com/mantlehq/mantle/internal/fn/fntest"
 	"github.com/mantlehq/mantle/internal/testenv"
+	"github.com/mantlehq/mantle/internal/testenv/natstest"
 )
 
 // clusterProject has a webhook, a function and an automation on item
@@ -181,7 +182,7 @@ func TestCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping the three-process cluster test in -short mode")
 	}
-	pgURL, natsURL := testenv.PostgresURL(t), testenv.NatsURL(t)
+	pgURL, natsURL := testenv.PostgresURL(t), natstest.URL(t)
 	r := make([]byte, 5)
 	rand.Read(r)
 	name := "cluster_" + hex.EncodeToString(r)

@@ -12,14 +12,14 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mantlehq/mantle/internal/eventlog"
-	"github.com/mantlehq/mantle/internal/testenv"
+	"github.com/mantlehq/mantle/internal/testenv/natstest"
 )
 
 // connect joins a test cluster of its own on the real NATS server
 // (MANTLE_TEST_NATS_URL); its stream and bucket are deleted after.
-func connect(t *testing.T, cluster, node string, ttl time.Duration) *Bus {
+func connect(t *testing.T, url, cluster, node string, ttl time.Duration) *Bus {
 	t.Helper()
-	b, err := Connect(context.Background(), Options{URL: testenv.NatsURL(t), Node: node, Cluster: cluster, LeaseTTL: ttl})
+	b, err := Connect(context.Background(), Options{URL: url, Node: node, Cluster: cluster, LeaseTTL: ttl})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -27,12 +27,12 @@ func connect(t *testing.T, cluster, node string, ttl time.Duration) *Bus {
 	return b
 }
 
-func testCluster(t *testing.T) string {
+func testCluster(t *testing.T) (url, name string) {
 	t.Helper()
-	url := testenv.NatsURL(t)
+	url = natstest.URL(t)
 	r := make([]byte, 4)
 	rand.Read(r)
-	name := "test-" + hex.EncodeToString(r)
+	name = "test-" + hex.EncodeToString(r)
 	t.Cleanup(func() {
 		nc, err := nats.Connect(url)
 		if err != nil {
@@ -43,12 +43,12 @@ func testCluster(t *testing.T) string {
 		js.DeleteStream(context.Background(), strings.ToUpper(name)+"_LOG")
 		js.DeleteKeyValue(context.Background(), name+"_leases")
 	})
-	return name
+	return url, name
 }
 
 func TestAnnouncementsReachEveryNode(t *testing.T) {
-	name := testCluster(t)
-	a, b := connect(t, name, "a", 0), connect(t, name, "b", 0)
+	url, name := testCluster(t)
+	a, b := connect(t, url, name, "a", 0), connect(t, url, name, "b", 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	type heard struct {
@@ -96,9 +96,9 @@ func TestAnnouncementsReachEveryNode(t *testing.T) {
 // lease passes at once, and a holder that stops renewing (a dead node)
 // loses it after the TTL.
 func TestLeaseIsExclusiveAndHandsOver(t *testing.T) {
-	name := testCluster(t)
+	url, name := testCluster(t)
 	ttl := 1500 * time.Millisecond
-	a, b := connect(t, name, "a", ttl), connect(t, name, "b", ttl)
+	a, b := connect(t, url, name, "a", ttl), connect(t, url, name, "b", ttl)
 	ctx := context.Background()
 	heldA, releaseA, err := a.Hold(ctx, "webhook.orders")
 	if err != nil {

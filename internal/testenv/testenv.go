@@ -39,14 +39,3 @@ func PostgresURL(t testing.TB) string {
 	}
 	return u
 }
-
-// NatsURL returns MANTLE_TEST_NATS_URL (a NATS server with JetStream), or
-// skips (or fails) the test when it is unset.
-func NatsURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv("MANTLE_TEST_NATS_URL")
-	if u == "" {
-		SkipOrFail(t, "nats", "MANTLE_TEST_NATS_URL is not set")
-	}
-	return u
-}
