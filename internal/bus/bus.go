@@ -57,11 +57,13 @@ type Options struct {
 
 // Bus is a node's connection to the others.
 type Bus struct {
-	o       Options
-	subject string
-	nc      *nats.Conn
-	js      jetstream.JetStream
-	kv      jetstream.KeyValue
+	o         Options
+	subject   string
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	kv        jetstream.KeyValue
+	announce  chan []*eventlog.Event // commits to announce, in order
+	announced chan struct{}          // closed when the announcer has stopped
 }
 
 // Connect connects to NATS and creates the stream and the lease bucket if
@@ -81,7 +83,8 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", o.URL, err)
 	}
-	b := &Bus{o: o, nc: nc, subject: o.Cluster + ".log"}
+	b := &Bus{o: o, nc: nc, subject: o.Cluster + ".log",
+		announce: make(chan []*eventlog.Event, 4096), announced: make(chan struct{})}
 	b.js, err = jetstream.New(nc, jetstream.WithPublishAsyncErrHandler(func(_ jetstream.JetStream, _ *nats.Msg, err error) {
 		o.Log.Debug("bus: an announcement was not stored (nodes still poll the log)", "err", err)
 	}))
@@ -102,6 +105,7 @@ func Connect(ctx context.Context, o Options) (*Bus, error) {
 		nc.Close()
 		return nil, fmt.Errorf("set up JetStream: %w", err)
 	}
+	go b.announcer()
 	return b, nil
 }
 
@@ -129,11 +133,24 @@ type wireEvent struct {
 }
 
 // Announce tells the other nodes that evs (the events of one commit, in
-// order) are committed. It does not wait for JetStream's acknowledgement.
+// order) are committed. It is called from the store's single writer, so it
+// only queues them: a goroutine of the bus encodes and publishes them, in
+// order, without waiting for JetStream's acknowledgement. It must not be
+// called after Close.
 func (b *Bus) Announce(evs []*eventlog.Event) {
-	if len(evs) == 0 {
-		return
+	if len(evs) > 0 {
+		b.announce <- evs
 	}
+}
+
+func (b *Bus) announcer() {
+	defer close(b.announced)
+	for evs := range b.announce {
+		b.publish(evs)
+	}
+}
+
+func (b *Bus) publish(evs []*eventlog.Event) {
 	a := announcement{Last: evs[len(evs)-1].Seq}
 	size := 0
 	for _, e := range evs {
@@ -194,6 +211,8 @@ func (b *Bus) Node() string { return b.o.Node }
 
 // Close flushes pending announcements and closes the connection.
 func (b *Bus) Close() {
+	close(b.announce)
+	<-b.announced
 	select {
 	case <-b.js.PublishAsyncComplete():
 	case <-time.After(time.Second):

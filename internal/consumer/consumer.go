@@ -242,25 +242,22 @@ func (c *Consumer) Replay(from int64) error {
 // for a replay requested on any node.
 const replayCheckEvery = time.Second
 
-// takeReplay moves a stored replay request into the replay channel.
+// takeReplay moves a stored replay request into the replay channel. It
+// reads first and writes only when there is a request: the check runs
+// every second on every leased consumer.
 func (c *Consumer) takeReplay(ctx context.Context) {
-	var after int64 = -1
-	err := c.s.Engine.Transact(ctx, func(tx store.Tx) error {
-		raw, err := tx.Secret(c.s.Kind+"_replay", c.s.Name)
-		if mantle.ErrorCode(err) == mantle.NotFound {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		if after, err = strconv.ParseInt(string(raw), 10, 64); err != nil {
-			after = -1
-		}
-		_, err = tx.DeleteSecret(c.s.Kind+"_replay", c.s.Name)
+	kind := c.s.Kind + "_replay"
+	raw, err := c.s.Engine.Secret(ctx, kind, c.s.Name)
+	if err != nil {
+		return // none (not_found), or the store will answer next time
+	}
+	after, perr := strconv.ParseInt(string(raw), 10, 64)
+	err = c.s.Engine.Transact(ctx, func(tx store.Tx) error {
+		_, err := tx.DeleteSecret(kind, c.s.Name)
 		return err
 	})
-	if err != nil || after < 0 {
-		return
+	if err != nil || perr != nil || after < 0 {
+		return // a request that does not parse is dropped
 	}
 	select {
 	case <-c.replay:

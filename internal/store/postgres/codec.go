@@ -3,6 +3,7 @@ package postgres
 import (
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,14 +49,14 @@ func (db *DB) sqlFor(c *schema.Collection) *tableSQL {
 	set.WriteString(`"createdAt" = $1, "updatedAt" = $2, version = $3`)
 	vals.WriteString("$1, $2, $3, $4")
 	for i, f := range c.Fields {
-		set.WriteString(", " + quote(f.Name) + " = $" + itoa(4+i))
-		vals.WriteString(", $" + itoa(5+i))
+		set.WriteString(", " + quote(f.Name) + " = $" + strconv.Itoa(4+i))
+		vals.WriteString(", $" + strconv.Itoa(5+i))
 	}
 	ts := &tableSQL{
 		get:    `SELECT ` + cols + ` FROM ` + t + ` WHERE id = $1`,
 		exists: `SELECT 1 FROM ` + t + ` WHERE id = $1`,
 		insert: `INSERT INTO ` + t + ` (` + cols + `) VALUES (` + vals.String() + `)`,
-		update: `UPDATE ` + t + ` SET ` + set.String() + ` WHERE id = $` + itoa(4+len(c.Fields)),
+		update: `UPDATE ` + t + ` SET ` + set.String() + ` WHERE id = $` + strconv.Itoa(4+len(c.Fields)),
 		delete: `DELETE FROM ` + t + ` WHERE id = $1`,
 	}
 	db.tables.Store(c, ts)
@@ -80,6 +81,16 @@ func bindField(f *schema.Field, v any) any {
 	return v
 }
 
+// hasNUL reports whether any of ss holds the NUL character.
+func hasNUL(ss ...string) bool {
+	for _, s := range ss {
+		if strings.IndexByte(s, 0) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // checkNUL refuses text that holds the NUL character, which PostgreSQL's
 // text type cannot store (SQLite can: the one difference between the
 // stores that a client can see, documented in docs/postgres.md).
@@ -92,14 +103,14 @@ func checkNUL(c *schema.Collection, r *schema.Record) error {
 				s, ok = string(j), true
 			}
 		}
-		if ok && strings.IndexByte(s, 0) >= 0 {
+		if ok && hasNUL(s) {
 			if bad == nil {
 				bad = map[string]string{}
 			}
 			bad[f.Name] = "must not contain the NUL character (\\u0000): PostgreSQL text cannot store it"
 		}
 	}
-	if strings.IndexByte(r.ID, 0) >= 0 {
+	if hasNUL(r.ID) {
 		return notFound(c, r.ID)
 	}
 	if bad == nil {
@@ -186,30 +197,15 @@ func translate(c *schema.Collection, err error) error {
 	if !errors.As(err, &pe) || pe.Code != "23505" {
 		return err
 	}
-	if pe.ConstraintName == c.Name+"_pkey" || strings.HasSuffix(pe.ConstraintName, "_pkey") {
-		return mantle.Errorf(mantle.Conflict, "record.exists", "a record with this id already exists in %q", c.Name)
+	if strings.HasSuffix(pe.ConstraintName, "_pkey") {
+		return sqlkit.RecordExists(c)
 	}
-	fields := map[string]string{}
 	for _, ix := range c.Indexes {
 		if ix.Unique && pgName(sqlkit.IndexName(c.Name, ix)) == pe.ConstraintName {
-			for _, f := range ix.Fields {
-				fields[f] = "already taken"
-			}
+			return sqlkit.UniqueConflict(c, ix.Fields)
 		}
 	}
-	var names []string
-	for _, ix := range c.Indexes {
-		if ix.Unique && pgName(sqlkit.IndexName(c.Name, ix)) == pe.ConstraintName {
-			names = ix.Fields
-		}
-	}
-	what := "values"
-	if len(names) > 0 {
-		what = strings.Join(names, ", ")
-	}
-	e := mantle.Errorf(mantle.Conflict, "record.unique", "another record in %q has the same %s", c.Name, what)
-	e.Fields = fields
-	return e
+	return sqlkit.UniqueConflict(c, nil)
 }
 
 // pgName is an identifier as PostgreSQL keeps it: at most 63 bytes.
@@ -220,13 +216,4 @@ func pgName(s string) string {
 	return s
 }
 
-func notFound(c *schema.Collection, id string) error {
-	return mantle.Errorf(mantle.NotFound, "record.not_found", "no record %q in %q", id, c.Name)
-}
-
-func itoa(i int) string {
-	if i < 10 {
-		return string(rune('0' + i))
-	}
-	return itoa(i/10) + string(rune('0'+i%10))
-}
+func notFound(c *schema.Collection, id string) error { return sqlkit.NotFound(c, id) }

@@ -4,12 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/schema"
 	"github.com/mantlehq/mantle/internal/store"
 	"github.com/mantlehq/mantle/internal/store/sqlkit"
@@ -114,9 +112,7 @@ func (t *tx) Migrate(from, to *schema.Schema, steps []schema.Step) error {
 			if _, err := t.execNow(q); err != nil {
 				var pe *pgconn.PgError
 				if s.Kind == schema.CreateIndex && errors.As(err, &pe) && pe.Code == "23505" {
-					return mantle.Errorf(mantle.Conflict, "schema.unique_violation",
-						"cannot add unique index on %s(%s): existing records share a value; fix them first",
-						s.Collection, strings.Join(s.Index.Fields, ", "))
+					return sqlkit.UniqueIndexConflict(s)
 				}
 				return fmt.Errorf("%s: %s: %w", s, q, err)
 			}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -39,18 +40,18 @@ func (db *DB) Events(ctx context.Context, f store.EventFilter) ([]*eventlog.Even
 	b.WriteString(`SELECT ` + eventColumns + ` FROM _mantle_events WHERE seq > $1`)
 	if len(f.Collections) > 0 {
 		args = append(args, f.Collections)
-		b.WriteString(" AND collection = ANY($" + itoa(len(args)) + ")")
+		b.WriteString(" AND collection = ANY($" + strconv.Itoa(len(args)) + ")")
 	}
 	if len(f.Types) > 0 {
 		args = append(args, f.Types)
-		b.WriteString(" AND type = ANY($" + itoa(len(args)) + ")")
+		b.WriteString(" AND type = ANY($" + strconv.Itoa(len(args)) + ")")
 	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
 	}
 	args = append(args, limit)
-	b.WriteString(` ORDER BY seq LIMIT $` + itoa(len(args)))
+	b.WriteString(` ORDER BY seq LIMIT $` + strconv.Itoa(len(args)))
 	rows, err := db.pool.Query(ctx, b.String(), args...)
 	if err != nil {
 		return nil, wrap("read events", err)
@@ -71,7 +72,7 @@ func (db *DB) Events(ctx context.Context, f store.EventFilter) ([]*eventlog.Even
 func withoutNUL(vals []string) []string {
 	out := make([]string, 0, len(vals))
 	for _, v := range vals {
-		if strings.IndexByte(v, 0) < 0 {
+		if !hasNUL(v) {
 			out = append(out, v)
 		}
 	}
@@ -80,7 +81,7 @@ func withoutNUL(vals []string) []string {
 
 // RecordEvent implements store.Store.
 func (db *DB) RecordEvent(ctx context.Context, collection, id string, seq int64) (*eventlog.Event, error) {
-	if strings.ContainsRune(collection+id, 0) {
+	if hasNUL(collection, id) {
 		return nil, mantle.Errorf(mantle.NotFound, "record.not_found", "no record %q in %q at sequence %d", id, collection, seq)
 	}
 	e, err := scanEvent(db.pool.QueryRow(ctx, `SELECT `+eventColumns+` FROM _mantle_events

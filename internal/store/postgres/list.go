@@ -7,6 +7,7 @@ import (
 	"github.com/mantlehq/mantle/internal/query"
 	"github.com/mantlehq/mantle/internal/schema"
 	"github.com/mantlehq/mantle/internal/store"
+	"github.com/mantlehq/mantle/internal/store/sqlkit"
 )
 
 // List implements store.Store with keyset pagination: the cursor becomes a
@@ -16,17 +17,7 @@ func (db *DB) List(ctx context.Context, c *schema.Collection, q *query.Query) (*
 	where.expr(query.Simplify(query.And{L: q.Filter, R: q.Seek()}))
 	var b strings.Builder
 	b.WriteString(`SELECT ` + columns(c) + ` FROM ` + quote(c.Name) + ` WHERE ` + where.b.String() + ` ORDER BY `)
-	for i, k := range q.Sort {
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		b.WriteString(quote(k.Col.Name))
-		if k.Desc {
-			b.WriteString(" DESC NULLS LAST")
-		} else {
-			b.WriteString(" ASC NULLS FIRST")
-		}
-	}
+	sqlkit.OrderBy(&b, q.Sort)
 	b.WriteString(` LIMIT ` + where.param(q.Limit+1))
 	page := &store.Page{Total: -1}
 	rows, err := db.pool.Query(ctx, b.String(), where.args...)

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"errors"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -13,7 +12,7 @@ import (
 
 // Get implements store.Tx.
 func (t *tx) Get(c *schema.Collection, id string) (*schema.Record, error) {
-	if strings.IndexByte(id, 0) >= 0 {
+	if hasNUL(id) {
 		return nil, notFound(c, id)
 	}
 	if err := t.flush(); err != nil {
@@ -32,7 +31,7 @@ func (t *tx) Get(c *schema.Collection, id string) (*schema.Record, error) {
 
 // Exists implements store.Tx.
 func (t *tx) Exists(c *schema.Collection, id string) (bool, error) {
-	if strings.IndexByte(id, 0) >= 0 {
+	if hasNUL(id) {
 		return false, nil
 	}
 	if err := t.flush(); err != nil {
@@ -69,7 +68,7 @@ func (t *tx) Update(c *schema.Collection, r *schema.Record) error {
 
 // Delete implements store.Tx.
 func (t *tx) Delete(c *schema.Collection, id string) error {
-	if strings.IndexByte(id, 0) >= 0 {
+	if hasNUL(id) {
 		return notFound(c, id)
 	}
 	return t.queue(pending{sql: t.db.sqlFor(c).delete, args: []any{id},
@@ -91,7 +90,7 @@ func changed(c *schema.Collection, id string) func(pgconn.CommandTag) error {
 
 // Get implements store.Store.
 func (db *DB) Get(ctx context.Context, c *schema.Collection, id string) (*schema.Record, error) {
-	if strings.IndexByte(id, 0) >= 0 {
+	if hasNUL(id) {
 		return nil, notFound(c, id)
 	}
 	s := newScanner(c)

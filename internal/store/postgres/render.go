@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"math"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -21,7 +22,7 @@ type render struct {
 
 func (r *render) param(v any) string {
 	r.args = append(r.args, v)
-	return "$" + itoa(len(r.args))
+	return "$" + strconv.Itoa(len(r.args))
 }
 
 // value binds a constant as the column's type: an integer column takes an
@@ -62,7 +63,7 @@ func (r *render) expr(e query.Expr) {
 		r.expr(e.R)
 		r.b.WriteString(")")
 	case query.Cmp:
-		if str, ok := e.Value.(string); ok && strings.IndexByte(str, 0) >= 0 {
+		if str, ok := e.Value.(string); ok && hasNUL(str) {
 			r.nulCmp(e, str)
 			return
 		}
@@ -93,7 +94,7 @@ func (r *render) expr(e query.Expr) {
 				r.b.WriteString(", ")
 			}
 			bv, exact := value(e.Col, v)
-			if str, ok := v.(string); !exact || ok && strings.IndexByte(str, 0) >= 0 {
+			if str, ok := v.(string); !exact || ok && hasNUL(str) {
 				bv = nil // no integer equals a fraction; no stored text holds NUL
 			}
 			r.b.WriteString(r.param(bv))
@@ -138,7 +139,7 @@ func (r *render) nulCmp(e query.Cmp, c string) {
 // condition, so an index on the column serves it.
 func (r *render) match(e query.Match) {
 	col := quote(e.Col.Name)
-	if strings.IndexByte(e.Value, 0) >= 0 { // no stored text holds NUL
+	if hasNUL(e.Value) { // no stored text holds NUL
 		r.expr(query.Const{Value: e.Negate})
 		return
 	}

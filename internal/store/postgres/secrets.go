@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -17,7 +16,7 @@ func secretNotFound(kind, key string) error {
 
 // Secret implements store.Store.
 func (db *DB) Secret(ctx context.Context, kind, key string) ([]byte, error) {
-	if strings.ContainsRune(kind+key, 0) {
+	if hasNUL(kind, key) {
 		return nil, secretNotFound(kind, key)
 	}
 	return secret(db.pool.QueryRow(ctx, `SELECT value FROM _mantle_secrets WHERE kind = $1 AND key = $2`, kind, key), kind, key)
@@ -56,7 +55,7 @@ func (db *DB) Secrets(ctx context.Context, kind string) (map[string][]byte, erro
 
 // Secret implements store.Tx.
 func (t *tx) Secret(kind, key string) ([]byte, error) {
-	if strings.ContainsRune(kind+key, 0) {
+	if hasNUL(kind, key) {
 		return nil, secretNotFound(kind, key)
 	}
 	if err := t.flush(); err != nil {
@@ -82,7 +81,7 @@ func (t *tx) DeleteSecret(kind, key string) (bool, error) {
 // meets a row another transaction is inserting waits for it; the SELECT
 // after it, a new statement, then sees the winner's value.
 func (t *tx) CreateSecret(kind, key string, value []byte) ([]byte, error) {
-	if strings.ContainsRune(kind+key, 0) {
+	if hasNUL(kind, key) {
 		return nil, fmt.Errorf("store %s: a secret's kind and key cannot hold NUL", kind)
 	}
 	if _, err := t.execNow(`INSERT INTO _mantle_secrets (kind, key, value) VALUES ($1, $2, $3)

@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
-	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/schema"
 	"github.com/mantlehq/mantle/internal/store/sqlkit"
 	sqlite3 "github.com/ncruces/go-sqlite3"
@@ -109,41 +109,26 @@ func translate(c *schema.Collection, err error) error {
 	}
 	switch se.ExtendedCode() {
 	case sqlite3.CONSTRAINT_PRIMARYKEY:
-		return mantle.Errorf(mantle.Conflict, "record.exists", "a record with this id already exists in %q", c.Name)
+		return sqlkit.RecordExists(c)
 	case sqlite3.CONSTRAINT_UNIQUE:
-		fields := map[string]string{}
+		var fields []string
 		msg := se.Error()
 		if i := strings.Index(msg, "failed: "); i >= 0 {
 			for _, col := range strings.Split(msg[i+len("failed: "):], ", ") {
 				if j := strings.LastIndex(col, "."); j >= 0 {
-					fields[strings.TrimSpace(col[j+1:])] = "already taken"
+					fields = append(fields, strings.TrimSpace(col[j+1:]))
 				}
 			}
 		}
-		if _, ok := fields["id"]; ok {
-			return mantle.Errorf(mantle.Conflict, "record.exists", "a record with this id already exists in %q", c.Name)
+		if slices.Contains(fields, "id") {
+			return sqlkit.RecordExists(c)
 		}
-		e := mantle.Errorf(mantle.Conflict, "record.unique", "another record in %q has the same %s", c.Name, keys(fields))
-		e.Fields = fields
-		return e
+		return sqlkit.UniqueConflict(c, fields)
 	}
 	return err
 }
 
-func keys(m map[string]string) string {
-	var ks []string
-	for k := range m {
-		ks = append(ks, k)
-	}
-	if len(ks) == 0 {
-		return "values"
-	}
-	return strings.Join(ks, ", ")
-}
-
-func notFound(c *schema.Collection, id string) error {
-	return mantle.Errorf(mantle.NotFound, "record.not_found", "no record %q in %q", id, c.Name)
-}
+func notFound(c *schema.Collection, id string) error { return sqlkit.NotFound(c, id) }
 
 var errNoRows = sql.ErrNoRows
 

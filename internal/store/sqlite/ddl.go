@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
-	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/schema"
 	"github.com/mantlehq/mantle/internal/store/sqlkit"
 	sqlite3 "github.com/ncruces/go-sqlite3"
@@ -48,9 +46,7 @@ func (t *tx) Migrate(from, to *schema.Schema, steps []schema.Step) error {
 			if _, err := t.db.wconn.ExecContext(ctxBG, q); err != nil {
 				var se *sqlite3.Error
 				if s.Kind == schema.CreateIndex && errors.As(err, &se) && se.Code() == sqlite3.CONSTRAINT {
-					return mantle.Errorf(mantle.Conflict, "schema.unique_violation",
-						"cannot add unique index on %s(%s): existing records share a value; fix them first",
-						s.Collection, strings.Join(s.Index.Fields, ", "))
+					return sqlkit.UniqueIndexConflict(s)
 				}
 				return fmt.Errorf("%s: %s: %w", s, q, err)
 			}
