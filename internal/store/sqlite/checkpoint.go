@@ -41,6 +41,9 @@ func (db *DB) checkpointer(cdb *sql.DB) {
 			return
 		case <-db.ckWake:
 		}
+		if db.opts.manualCheckpoints {
+			continue
+		}
 		if wait := checkpointEvery - time.Since(last); wait > 0 {
 			select {
 			case <-time.After(wait):

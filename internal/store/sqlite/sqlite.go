@@ -42,6 +42,10 @@ type Options struct {
 	// CacheRecords bounds the in-memory record cache; 0 means 50,000 and
 	// a negative number turns the cache off.
 	CacheRecords int
+
+	// manualCheckpoints stops the background checkpointer from running
+	// (tests that drive checkpoints themselves).
+	manualCheckpoints bool
 }
 
 // DB is a SQLite-backed store.
