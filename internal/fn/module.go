@@ -227,7 +227,7 @@ func (m *Module) config(io *stdio, input []byte) wazero.ModuleConfig {
 // not nil, receives what it writes.
 func (m *Module) instantiate(ctx context.Context, c *call) (*instance, error) {
 	io := &stdio{cur: c}
-	mod, err := m.rt.InstantiateModule(ctx, m.code, m.config(io, nil))
+	mod, err := m.rt.InstantiateModule(withMemory(ctx), m.code, m.config(io, nil))
 	if err != nil {
 		return nil, err
 	}
@@ -299,7 +299,7 @@ func (m *Module) release(in *instance) {
 
 func (m *Module) runCommand(ctx context.Context, c *call) ([]byte, error) {
 	io := &stdio{cur: c, capture: true, max: m.limits.MaxOutput}
-	mod, err := m.rt.InstantiateModule(ctx, m.code, m.config(io, c.input))
+	mod, err := m.rt.InstantiateModule(withMemory(ctx), m.code, m.config(io, c.input))
 	if mod != nil {
 		mod.Close(context.Background())
 	}
