@@ -131,7 +131,7 @@ func Compile(ctx context.Context, cache wazero.CompilationCache, name string, wa
 	if err := instantiateHost(ctx, rt); err != nil {
 		return fail(err)
 	}
-	code, err := compileOnce(ctx, rt, wasm)
+	code, err := compileOnce(ctx, rt, mergeData(wasm))
 	if err != nil {
 		return fail(fmt.Errorf("not a valid WebAssembly module: %w", err))
 	}
