@@ -39,6 +39,8 @@ var hostFuncs = map[string]struct{ params, results []api.ValueType }{
 	"call":     {[]api.ValueType{i32, i32, i32, i32, i32, i32}, []api.ValueType{i32}},
 	"response": {[]api.ValueType{i32, i32}, []api.ValueType{i32}},
 	"log":      {[]api.ValueType{i32, i32, i32}, nil},
+	// Not part of the ABI: the import interruptible adds.
+	interruptName: {nil, nil},
 }
 
 const i32 = api.ValueTypeI32
@@ -175,6 +177,7 @@ func instantiateHost(ctx context.Context, rt wazero.Runtime) error {
 		}
 		c.log(min(max(level, 0), 3), sanitize(b))
 	})
+	def(interruptName, interrupt)
 	_, err := b.Instantiate(ctx)
 	return err
 }

@@ -69,6 +69,9 @@ type Module struct {
 	env    map[string]string
 	rt     wazero.Runtime
 	code   wazero.CompiledModule
+	// rewritten: the module counts its loops and calls mantle.interrupt
+	// (interruptible); otherwise wazero checks at every loop header.
+	rewritten bool
 
 	slots  chan struct{}  // MaxInstances tokens: one per running call
 	idle   chan *instance // ready reactor instances
@@ -115,8 +118,23 @@ func compileOnce(ctx context.Context, rt wazero.Runtime, wasm []byte) (wazero.Co
 // returns: a reactor has its warm instances.
 func Compile(ctx context.Context, cache wazero.CompilationCache, name string, wasm []byte, env map[string]string, l Limits) (*Module, error) {
 	l = l.withDefaults()
+	wasm = mergeData(wasm)
+	if rewritten, err := interruptible(wasm); err == nil {
+		if m, err := compileIn(ctx, cache, name, rewritten, env, l, false); err == nil {
+			return m, nil
+		}
+		// The rewritten module did not compile or pass the checks: the
+		// module as it came says why, or runs with wazero's checks.
+	}
+	return compileIn(ctx, cache, name, wasm, env, l, true)
+}
+
+// compileIn compiles wasm in a runtime of its own; closeOnDone has wazero
+// check at every loop header whether the call's context is done (for a
+// module that interruptible could not rewrite).
+func compileIn(ctx context.Context, cache wazero.CompilationCache, name string, wasm []byte, env map[string]string, l Limits, closeOnDone bool) (*Module, error) {
 	pages := l.MemoryBytes / 65536
-	cfg := wazero.NewRuntimeConfig().WithCloseOnContextDone(true).WithMemoryLimitPages(uint32(min(pages, 65536)))
+	cfg := wazero.NewRuntimeConfig().WithCloseOnContextDone(closeOnDone).WithMemoryLimitPages(uint32(min(pages, 65536)))
 	if cache != nil {
 		cfg = cfg.WithCompilationCache(cache)
 	}
@@ -131,7 +149,7 @@ func Compile(ctx context.Context, cache wazero.CompilationCache, name string, wa
 	if err := instantiateHost(ctx, rt); err != nil {
 		return fail(err)
 	}
-	code, err := compileOnce(ctx, rt, mergeData(wasm))
+	code, err := compileOnce(ctx, rt, wasm)
 	if err != nil {
 		return fail(fmt.Errorf("not a valid WebAssembly module: %w", err))
 	}
@@ -139,7 +157,7 @@ func Compile(ctx context.Context, cache wazero.CompilationCache, name string, wa
 	if err != nil {
 		return fail(err)
 	}
-	m := &Module{name: name, style: style, limits: l, env: env, rt: rt, code: code,
+	m := &Module{name: name, style: style, limits: l, env: env, rt: rt, code: code, rewritten: !closeOnDone,
 		slots: make(chan struct{}, l.MaxInstances), idle: make(chan *instance, l.MaxInstances)}
 	if style == Reactor {
 		for range l.Warm {
@@ -198,7 +216,9 @@ func check(code wazero.CompiledModule, l Limits) (Style, error) {
 func hostNames() []string {
 	names := make([]string, 0, len(hostFuncs))
 	for n := range hostFuncs {
-		names = append(names, n)
+		if n != interruptName {
+			names = append(names, n)
+		}
 	}
 	slices.Sort(names)
 	return names
