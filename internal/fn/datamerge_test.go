@@ -92,7 +92,8 @@ func dataSection(t *testing.T, wasm []byte) []byte {
 func initialMemory(t *testing.T, wasm []byte) []byte {
 	t.Helper()
 	ctx := context.Background()
-	rt := wazero.NewRuntime(ctx)
+	// The interpreter: nothing runs, and compiling for it is quick.
+	rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfigInterpreter())
 	defer rt.Close(ctx)
 	wasi_snapshot_preview1.MustInstantiate(ctx, rt)
 	if err := instantiateHost(ctx, rt); err != nil {
