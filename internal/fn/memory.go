@@ -7,7 +7,9 @@ import (
 )
 
 // sliceMemory is a guest's linear memory in a Go slice whose capacity
-// doubles (up to the memory's maximum) when the guest grows past it.
+// grows by a quarter at least (up to the memory's maximum) when the guest
+// grows past it: a bounded number of copies, and at most a quarter of
+// the memory allocated but unused.
 // wazero's own backing grows by append with the slice's length as its
 // capacity, so a guest that asks for memory page by page pays for copies
 // of its whole memory again and again: a guest filling 32 MiB a megabyte
@@ -35,7 +37,7 @@ func (m *sliceMemory) Reallocate(size uint64) []byte {
 		return nil
 	}
 	if size > uint64(cap(m.buf)) {
-		grown := make([]byte, size, max(size, min(2*uint64(cap(m.buf)), m.max)))
+		grown := make([]byte, size, max(size, min(uint64(cap(m.buf))*5/4, m.max)))
 		copy(grown, m.buf)
 		m.buf = grown
 	}
