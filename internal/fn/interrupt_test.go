@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"runtime"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestInterruptibleGuests: the Go guest is rewritten (not left to
@@ -86,4 +88,21 @@ func FuzzInterruptible(f *testing.F) {
 	f.Fuzz(func(t *testing.T, wasm []byte) {
 		interruptible(wasm) // must not panic, whatever the bytes
 	})
+}
+
+// TestLoopingInitialize: a reactor whose _initialize never returns fails
+// its load at the function's timeout instead of hanging it.
+func TestLoopingInitialize(t *testing.T) {
+	spin := wmodule{
+		funcs: []wfunc{
+			{code: []byte{0x03, 0x40, 0x0c, 0x00, 0x0b}}, // _initialize: loop forever
+			{results: 1, code: cat(i32const(0))},         // mantle_handle
+		},
+		exports: map[string]int{"_initialize": 0, "mantle_handle": 1},
+		memMin:  1,
+	}.bytes()
+	_, err := compileBytes(t, spin, Limits{Timeout: 200 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), "instantiate") {
+		t.Fatalf("loading a reactor that never initialises: %v", err)
+	}
 }

@@ -160,8 +160,12 @@ func compileIn(ctx context.Context, cache wazero.CompilationCache, name string, 
 	m := &Module{name: name, style: style, limits: l, env: env, rt: rt, code: code, rewritten: !closeOnDone,
 		slots: make(chan struct{}, l.MaxInstances), idle: make(chan *instance, l.MaxInstances)}
 	if style == Reactor {
+		// A guest's _initialize gets the call timeout too: one that never
+		// returns fails the load instead of hanging it.
+		ictx, cancel := context.WithTimeout(ctx, l.Timeout)
+		defer cancel()
 		for range l.Warm {
-			in, err := m.instantiate(ctx, nil)
+			in, err := m.instantiate(ictx, nil)
 			if err != nil {
 				return fail(fmt.Errorf("instantiate: %w", err))
 			}
