@@ -27,11 +27,6 @@ import (
 // segments; longer gaps keep their segments apart.
 const maxMergeGap = 4096
 
-const (
-	sectionData      = 11
-	sectionDataCount = 12
-)
-
 type dataSegment struct {
 	offset uint32
 	data   []byte
@@ -40,29 +35,23 @@ type dataSegment struct {
 // mergeData returns wasm with its data segments merged, or wasm itself
 // when there is nothing to merge or the module is not of the plain kind.
 func mergeData(wasm []byte) []byte {
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" {
+	secs, ok := splitSections(wasm)
+	if !ok {
 		return wasm
 	}
-	var secStart, dataStart, dataEnd int // the data section, its contents
-	for i := 8; i < len(wasm); {
-		id := wasm[i]
-		size, n := binary.Uvarint(wasm[i+1:])
-		if n <= 0 || uint64(len(wasm)-i-1-n) < size {
-			return wasm
-		}
-		body := i + 1 + n
-		switch id {
+	data := -1
+	for i, sec := range secs {
+		switch sec.id {
 		case sectionDataCount:
 			return wasm
 		case sectionData:
-			secStart, dataStart, dataEnd = i, body, body+int(size)
+			data = i
 		}
-		i = body + int(size)
 	}
-	if dataStart == 0 {
+	if data < 0 {
 		return wasm
 	}
-	segs, err := readSegments(wasm[dataStart:dataEnd])
+	segs, err := readSegments(secs[data].body)
 	if err != nil || len(segs) < 2 {
 		return wasm
 	}
@@ -70,20 +59,16 @@ func mergeData(wasm []byte) []byte {
 	if len(merged) == len(segs) {
 		return wasm
 	}
-	sec := binary.AppendUvarint(nil, uint64(len(merged)))
+	body := binary.AppendUvarint(nil, uint64(len(merged)))
 	for _, s := range merged {
-		sec = append(sec, 0, 0x41) // active, memory 0; i32.const
-		sec = appendSLEB32(sec, int32(s.offset))
-		sec = append(sec, 0x0b) // end
-		sec = binary.AppendUvarint(sec, uint64(len(s.data)))
-		sec = append(sec, s.data...)
+		body = append(body, 0, 0x41) // active, memory 0; i32.const
+		body = appendSLEB32(body, int32(s.offset))
+		body = append(body, 0x0b) // end
+		body = binary.AppendUvarint(body, uint64(len(s.data)))
+		body = append(body, s.data...)
 	}
-	out := make([]byte, 0, len(wasm)+len(sec)-(dataEnd-dataStart))
-	out = append(out, wasm[:secStart]...)
-	out = append(out, sectionData)
-	out = binary.AppendUvarint(out, uint64(len(sec)))
-	out = append(out, sec...)
-	return append(out, wasm[dataEnd:]...)
+	secs[data].body = body
+	return joinSections(secs, len(wasm))
 }
 
 var errNotPlain = errors.New("not a plain data section")

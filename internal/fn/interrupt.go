@@ -54,37 +54,12 @@ func interrupt(ctx context.Context, mod api.Module, _ []uint64) {
 	panic(sys.NewExitError(code))
 }
 
-const (
-	sectionCustom = 0
-	sectionType   = 1
-	sectionImport = 2
-	sectionGlobal = 6
-	sectionExport = 7
-	sectionStart  = 8
-	sectionElem   = 9
-	sectionCode   = 10
-)
-
-type wasmSection struct {
-	id   byte
-	body []byte
-}
-
 // interruptible returns wasm rewritten as above, or an error when it
 // cannot.
 func interruptible(wasm []byte) ([]byte, error) {
-	if len(wasm) < 8 || string(wasm[:4]) != "\x00asm" || binary.LittleEndian.Uint32(wasm[4:8]) != 1 {
+	secs, ok := splitSections(wasm)
+	if !ok {
 		return nil, errRewrite
-	}
-	var secs []wasmSection
-	for i := 8; i < len(wasm); {
-		size, n := binary.Uvarint(wasm[i+1:])
-		if n <= 0 || uint64(len(wasm)-i-1-n) < size {
-			return nil, errRewrite
-		}
-		body := wasm[i+1+n : i+1+n+int(size)]
-		secs = append(secs, wasmSection{wasm[i], body})
-		i += 1 + n + int(size)
 	}
 	find := func(id byte) int {
 		for i, s := range secs {
@@ -177,14 +152,7 @@ func interruptible(wasm []byte) ([]byte, error) {
 			return nil, err
 		}
 	}
-	out := make([]byte, 0, len(wasm)+len(wasm)/8)
-	out = append(out, wasm[:8]...)
-	for _, s := range secs {
-		out = append(out, s.id)
-		out = binary.AppendUvarint(out, uint64(len(s.body)))
-		out = append(out, s.body...)
-	}
-	return out, nil
+	return joinSections(secs, len(wasm)+len(wasm)/8), nil
 }
 
 // rewriter moves function indices from fn up by one and counts down

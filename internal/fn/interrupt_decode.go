@@ -61,6 +61,14 @@ func (d *reader) limits() {
 	}
 }
 
+// done answers out if the whole of d was read without error.
+func (d *reader) done(out []byte) ([]byte, error) {
+	if d.err || len(d.b) != 0 {
+		return nil, errRewrite
+	}
+	return out, nil
+}
+
 func readU32(b []byte) (uint64, error) {
 	d := reader{b: b}
 	v := d.u32()
@@ -151,10 +159,7 @@ func (r *rewriter) exports(b []byte) ([]byte, error) {
 		}
 		out = binary.AppendUvarint(append(out, kind), uint64(idx))
 	}
-	if d.err || len(d.b) != 0 {
-		return nil, errRewrite
-	}
-	return out, nil
+	return d.done(out)
 }
 
 func (r *rewriter) elements(b []byte) ([]byte, error) {
@@ -192,10 +197,7 @@ func (r *rewriter) elements(b []byte) ([]byte, error) {
 			return nil, errRewrite
 		}
 	}
-	if d.err || len(d.b) != 0 {
-		return nil, errRewrite
-	}
-	return out, nil
+	return d.done(out)
 }
 
 func (r *rewriter) code(b []byte) ([]byte, error) {
@@ -226,10 +228,7 @@ func (r *rewriter) code(b []byte) ([]byte, error) {
 		out = binary.AppendUvarint(out, uint64(len(body)))
 		out = append(out, body...)
 	}
-	if d.err || len(d.b) != 0 {
-		return nil, errRewrite
-	}
-	return out, nil
+	return d.done(out)
 }
 
 // custom moves the function indices of the "name" section; other custom
@@ -366,7 +365,7 @@ func (r *rewriter) expr(d *reader, out []byte, body bool) ([]byte, error) {
 			(op >= 0x45 && op <= 0xc4) || op == 0xd1 || op == 0xd3 || op == 0xd4:
 			// no immediate
 		case op == 0xfc:
-			r.miscImmediates(d)
+			miscImmediates(d)
 		case op == 0xfd:
 			simdImmediates(d)
 		case op == 0xfe:
@@ -399,7 +398,7 @@ func (d *reader) memarg() {
 	d.leb() // offset (memory64 allows 64 bits)
 }
 
-func (r *rewriter) miscImmediates(d *reader) {
+func miscImmediates(d *reader) {
 	switch sub := d.u32(); {
 	case sub <= 7: // saturating truncations
 	case sub == 8 || sub == 12 || sub == 14: // memory.init, table.init, table.copy

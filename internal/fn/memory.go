@@ -9,12 +9,11 @@ import (
 // sliceMemory is a guest's linear memory in a Go slice whose capacity
 // grows by a quarter at least (up to the memory's maximum) when the guest
 // grows past it: a bounded number of copies, and at most a quarter of
-// the memory allocated but unused.
-// wazero's own backing grows by append with the slice's length as its
-// capacity, so a guest that asks for memory page by page pays for copies
-// of its whole memory again and again: a guest filling 32 MiB a megabyte
-// at a time took 0.8 s, most of it in memmove and in the collector
-// waiting for the guest (TestHTTPFunction's "alloc" case, 81 ms now).
+// the memory allocated but unused. wazero's own backing grows by append
+// with the slice's length as its capacity, so a guest that asks for
+// memory page by page pays for copies of its whole memory again and
+// again: a guest filling 32 MiB a megabyte at a time took 0.8 s, most of
+// it in memmove and in the collector waiting for the guest.
 type sliceMemory struct {
 	buf []byte
 	max uint64

@@ -120,14 +120,18 @@ func Compile(ctx context.Context, cache wazero.CompilationCache, name string, wa
 	l = l.withDefaults()
 	wasm = mergeData(wasm)
 	if rewritten, err := interruptible(wasm); err == nil {
-		if m, err := compileIn(ctx, cache, name, rewritten, env, l, false); err == nil {
-			return m, nil
+		m, err := compileIn(ctx, cache, name, rewritten, env, l, false)
+		if !errors.Is(err, errInvalid) {
+			return m, err
 		}
-		// The rewritten module did not compile or pass the checks: the
-		// module as it came says why, or runs with wazero's checks.
+		// wazero refused the rewritten module: the module as it came says
+		// why, or runs with wazero's checks.
 	}
 	return compileIn(ctx, cache, name, wasm, env, l, true)
 }
+
+// errInvalid is the error of a module wazero does not compile.
+var errInvalid = errors.New("not a valid WebAssembly module")
 
 // compileIn compiles wasm in a runtime of its own; closeOnDone has wazero
 // check at every loop header whether the call's context is done (for a
@@ -151,7 +155,7 @@ func compileIn(ctx context.Context, cache wazero.CompilationCache, name string, 
 	}
 	code, err := compileOnce(ctx, rt, wasm)
 	if err != nil {
-		return fail(fmt.Errorf("not a valid WebAssembly module: %w", err))
+		return fail(fmt.Errorf("%w: %w", errInvalid, err))
 	}
 	style, err := check(code, l)
 	if err != nil {
