@@ -380,8 +380,8 @@ func (c *Consumer) handle(ctx context.Context, ev *eventlog.Event) bool {
 	for n := 1; ; n++ {
 		start := time.Now()
 		err := c.s.Handle(ctx, ev, n)
-		if ctx.Err() != nil {
-			return false
+		if err != nil && ctx.Err() != nil {
+			return false // cut short by the stop: not handled
 		}
 		a := Attempt{Seq: ev.Seq, Attempt: n, At: start.UTC(), Ok: err == nil, Millis: float64(time.Since(start).Microseconds()) / 1000}
 		if err != nil {
