@@ -79,7 +79,8 @@ func pprofMux(a *app.App) *http.ServeMux {
 			return
 		}
 		s := ws.Stats()
-		fmt.Fprintf(w, "batches %d writes %d busy %s commit %s\n", s.Batches, s.Writes, s.Busy, s.Commit)
+		fmt.Fprintf(w, "batches %d writes %d busy %s commit %s checkpoint holds %d held %s max %s\n",
+			s.Batches, s.Writes, s.Busy, s.Commit, s.Holds, s.Held, s.MaxHeld)
 	})
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

@@ -10,10 +10,15 @@ import (
 // skips SQLite. The writer updates it after each commit, in commit order;
 // readers fill it only when no commit happened during their read, so a
 // slow reader never puts back a version older than one a writer stored.
+// Just before each COMMIT the writer drops the records it changed and
+// makes the generation odd until the commit is applied: no read fills the
+// cache meanwhile. A reader that read the old version before the commit
+// could otherwise store it after another had already read the new one,
+// and a third would then see the record go back.
 // Records in the cache are shared and must not be changed.
 type recordCache struct {
 	mu  sync.Mutex
-	gen uint64 // bumped after every commit that changed records
+	gen uint64 // bumped before and after every commit; odd while one is under way
 	max int
 	m   map[cacheKey]*schema.Record
 }
@@ -50,7 +55,7 @@ func (c *recordCache) fill(gen uint64, coll string, r *schema.Record) {
 		return
 	}
 	c.mu.Lock()
-	if c.gen == gen {
+	if c.gen == gen && gen%2 == 0 {
 		c.put(cacheKey{coll, r.ID}, r)
 	}
 	c.mu.Unlock()
@@ -66,13 +71,33 @@ func (c *recordCache) put(k cacheKey, r *schema.Record) {
 	c.m[k] = r
 }
 
-// apply records the changes of a commit.
-func (c *recordCache) apply(changes []change) {
-	if c == nil || len(changes) == 0 {
+// begin marks a commit under way, before its COMMIT: it drops what the
+// commit changes (everything for a schema change), and no read fills the
+// cache until apply or reset.
+func (c *recordCache) begin(changes []change, all bool) {
+	if c == nil {
 		return
 	}
 	c.mu.Lock()
-	c.gen++
+	if c.gen%2 == 0 {
+		c.gen++
+	}
+	if all {
+		clear(c.m)
+	}
+	for _, ch := range changes {
+		delete(c.m, cacheKey{ch.coll, ch.id})
+	}
+	c.mu.Unlock()
+}
+
+// apply records the changes of a commit and ends what begin started.
+func (c *recordCache) apply(changes []change) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	c.gen += 2 - c.gen%2
 	for _, ch := range changes {
 		k := cacheKey{ch.coll, ch.id}
 		if ch.r == nil {
@@ -90,7 +115,7 @@ func (c *recordCache) reset() {
 		return
 	}
 	c.mu.Lock()
-	c.gen++
+	c.gen += 2 - c.gen%2
 	clear(c.m)
 	c.mu.Unlock()
 }

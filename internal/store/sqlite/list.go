@@ -21,9 +21,18 @@ func (db *DB) List(ctx context.Context, c *schema.Collection, q *query.Query) (*
 	sqlkit.OrderBy(&b, q.Sort)
 	b.WriteString(` LIMIT ?`)
 	args := append(where.args, q.Limit+1)
+	sql := b.String()
+	key, cacheable := pageKey(sql, args, q.Fields, q.Count, q.Encode)
+	var gen pageGen
+	if cacheable {
+		var hit *store.Page
+		if hit, gen = db.pages.get(c.Name, key); hit != nil {
+			return hit, nil
+		}
+	}
 	page := &store.Page{Total: -1}
 	n := 0
-	err := db.raw.query(ctx, b.String(), args, func(s *sqlite3.Stmt) bool {
+	err := db.raw.query(ctx, sql, args, func(s *sqlite3.Stmt) bool {
 		if n == q.Limit {
 			page.More = true
 			return false
@@ -52,6 +61,9 @@ func (db *DB) List(ctx context.Context, c *schema.Collection, q *query.Query) (*
 		if err != nil {
 			return nil, wrap("count "+c.Name, err)
 		}
+	}
+	if cacheable {
+		db.pages.fill(c.Name, key, gen, page)
 	}
 	return page, nil
 }

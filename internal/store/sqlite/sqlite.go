@@ -42,6 +42,9 @@ type Options struct {
 	// CacheRecords bounds the in-memory record cache; 0 means 50,000 and
 	// a negative number turns the cache off.
 	CacheRecords int
+	// CachePages bounds the list page cache, in bytes; 0 means 32 MiB and
+	// a negative number turns the cache off.
+	CachePages int
 
 	// manualCheckpoints stops the background checkpointer from running
 	// (tests that drive checkpoints themselves).
@@ -65,6 +68,7 @@ type DB struct {
 	tables sync.Map                 // *schema.Collection -> *tableSQL
 
 	cache   *recordCache
+	pages   *pageCache
 	stats   writerStats
 	wmu     sync.Mutex // held by the writer around each batch; the checkpointer takes it to restart the WAL
 	queue   *sqlkit.Queue
@@ -96,8 +100,11 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 	if opts.CacheRecords == 0 {
 		opts.CacheRecords = 50000
 	}
+	if opts.CachePages == 0 {
+		opts.CachePages = 32 << 20
+	}
 	db := &DB{path: filepath.Join(dir, FileName), opts: opts, unlock: unlock,
-		wstmts: map[string]*sqlite3.Stmt{}, cache: newRecordCache(opts.CacheRecords), queue: sqlkit.NewQueue(opts.MaxBatch),
+		wstmts: map[string]*sqlite3.Stmt{}, cache: newRecordCache(opts.CacheRecords), pages: newPageCache(opts.CachePages), queue: sqlkit.NewQueue(opts.MaxBatch),
 		ckWake: make(chan struct{}, 1), ckDone: make(chan struct{})}
 	if err := db.open(ctx); err != nil {
 		db.closeConns()

@@ -160,12 +160,16 @@ func (db *DB) runSafe(batch []*sqlkit.Req) {
 // commit commits the transaction, updates the record cache, hands the
 // events to the commit hook and answers every write of the batch.
 func (db *DB) commit(batch []*sqlkit.Req, tx *tx, startSeq int64) {
+	db.cache.begin(tx.changes, tx.migrated)
+	db.pages.begin(tx.changes, tx.migrated)
 	t0 := time.Now()
 	_, err := db.exec("COMMIT")
 	db.stats.mu.Lock()
 	db.stats.s.Commit += time.Since(t0)
 	db.stats.mu.Unlock()
 	if err != nil {
+		db.cache.apply(nil)
+		db.pages.end(tx.changes, tx.migrated)
 		db.abort(batch, startSeq, fmt.Errorf("commit: %w", err))
 		return
 	}
@@ -176,6 +180,7 @@ func (db *DB) commit(batch []*sqlkit.Req, tx *tx, startSeq int64) {
 	} else {
 		db.cache.apply(tx.changes)
 	}
+	db.pages.end(tx.changes, tx.migrated)
 	if db.opts.OnCommit != nil && len(tx.events) > 0 {
 		db.opts.OnCommit(tx.events)
 	}
@@ -238,6 +243,9 @@ type WriterStats struct {
 	Writes  int64         // writes in them
 	Busy    time.Duration // time spent running batches
 	Commit  time.Duration // of which in COMMIT: writing the WAL and the fsync
+	Holds   int64         // times the checkpointer held the writer to restart the WAL
+	Held    time.Duration // the time it held it
+	MaxHeld time.Duration // the longest hold
 }
 
 type writerStats struct {
@@ -250,6 +258,14 @@ func (w *writerStats) record(n int, d time.Duration) {
 	w.s.Batches++
 	w.s.Writes += int64(n)
 	w.s.Busy += d
+	w.mu.Unlock()
+}
+
+func (w *writerStats) hold(d time.Duration) {
+	w.mu.Lock()
+	w.s.Holds++
+	w.s.Held += d
+	w.s.MaxHeld = max(w.s.MaxHeld, d)
 	w.mu.Unlock()
 }
 
