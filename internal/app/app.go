@@ -173,7 +173,11 @@ func OpenStore(ctx context.Context, cfg config.Config, lock bool, onCommit func(
 	if cfg.Postgres() {
 		return postgres.Open(ctx, cfg.Store, postgres.Options{OnCommit: onCommit})
 	}
-	return sqlite.Open(ctx, cfg.Data, sqlite.Options{OnCommit: onCommit, NoLock: !lock})
+	pages := cfg.ListCacheMB << 20
+	if pages == 0 {
+		pages = -1 // off
+	}
+	return sqlite.Open(ctx, cfg.Data, sqlite.Options{OnCommit: onCommit, NoLock: !lock, CachePages: pages})
 }
 
 // LoadProjectFiles reads the project files whole: schema, auth,

@@ -68,6 +68,9 @@ type Config struct {
 	// SignInLimit is sign-in attempts per minute per IP address (default
 	// 20); an account gets half as many, sign-ups from an IP half as many.
 	SignInLimit int
+	// ListCacheMB is the SQLite store's list page cache in MiB (default
+	// 32; 0 turns it off). See docs/storage.md, "Caches".
+	ListCacheMB int
 }
 
 // Environment variables read by Load.
@@ -85,6 +88,7 @@ const (
 	EnvRateLimit      = "MANTLE_RATE_LIMIT"
 	EnvAccessTTL      = "MANTLE_ACCESS_TTL"
 	EnvSignIn         = "MANTLE_SIGNIN_LIMIT"
+	EnvListCache      = "MANTLE_LIST_CACHE_MB"
 	EnvPublicURL      = "MANTLE_PUBLIC_URL"
 	EnvKafka          = "MANTLE_KAFKA"
 	EnvWasmCache      = "MANTLE_WASM_CACHE"
@@ -94,7 +98,7 @@ const (
 
 // Default returns the settings before environment and flags.
 func Default() Config {
-	return Config{Project: ".", HTTP: "127.0.0.1:8090", MaxBodyBytes: 1 << 20, LogLevel: "info", AccessTTL: 15 * time.Minute, SignInLimit: 20}
+	return Config{Project: ".", HTTP: "127.0.0.1:8090", MaxBodyBytes: 1 << 20, LogLevel: "info", AccessTTL: 15 * time.Minute, SignInLimit: 20, ListCacheMB: 32}
 }
 
 // FromEnv overlays the environment variables that are set.
@@ -145,6 +149,13 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 		}
 		c.SignInLimit = n
 	}
+	if v := getenv(EnvListCache); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%s: %q is not a number of MiB", EnvListCache, v)
+		}
+		c.ListCacheMB = n
+	}
 	if v := getenv(EnvAccessTTL); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -174,6 +185,7 @@ func (c *Config) Flags(fs *flag.FlagSet, serve bool) {
 		fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let webhooks call loopback and private addresses")
 		fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the URL clients reach the server at (for OIDC callbacks)")
 		fs.IntVar(&c.SignInLimit, "signin-limit", c.SignInLimit, "sign-in attempts per minute per IP (an account gets half)")
+		fs.IntVar(&c.ListCacheMB, "list-cache", c.ListCacheMB, "list page cache in MiB, SQLite store (0: off)")
 	}
 }
 
@@ -210,6 +222,9 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("--public-url %q: want an absolute URL such as https://api.example.com", c.PublicURL)
 		}
 		c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	}
+	if c.ListCacheMB < 0 || c.ListCacheMB > 1<<20 {
+		return errors.New("the list cache is 0 (off) or a number of MiB up to 1048576")
 	}
 	if c.SignInLimit < 2 {
 		return errors.New("the sign-in limit must be at least 2 attempts per minute")
@@ -312,6 +327,6 @@ func ReadFile(path string) (map[string]string, error) {
 
 var known = map[string]bool{
 	EnvProject: true, EnvData: true, EnvStore: true, EnvNats: true, EnvCluster: true, EnvNode: true, EnvHTTP: true,
-	EnvAdminToken: true, EnvMaxBody: true, EnvLogLevel: true, EnvRateLimit: true, EnvAccessTTL: true, EnvSignIn: true,
+	EnvAdminToken: true, EnvMaxBody: true, EnvLogLevel: true, EnvRateLimit: true, EnvAccessTTL: true, EnvSignIn: true, EnvListCache: true,
 	EnvPublicURL: true, EnvKafka: true, EnvWasmCache: true, EnvBenchNative: true, EnvWebhookPrivate: true,
 }

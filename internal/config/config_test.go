@@ -36,3 +36,32 @@ MANTLE_NODE=from-file
 		t.Fatalf("a misspelt name: %v", err)
 	}
 }
+
+func TestListCache(t *testing.T) {
+	load := func(env string, args ...string) (Config, error) {
+		t.Setenv(EnvListCache, env)
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs.SetOutput(io.Discard)
+		return Load(fs, args, true)
+	}
+	for _, tc := range []struct {
+		env  string
+		args []string
+		want int
+	}{
+		{"", nil, 32},
+		{"0", nil, 0},
+		{"64", nil, 64},
+		{"64", []string{"--list-cache", "8"}, 8},
+	} {
+		c, err := load(tc.env, tc.args...)
+		if err != nil || c.ListCacheMB != tc.want {
+			t.Errorf("env %q args %v: %d MiB, %v; want %d", tc.env, tc.args, c.ListCacheMB, err, tc.want)
+		}
+	}
+	for _, bad := range []string{"-1", "lots"} {
+		if _, err := load(bad); err == nil {
+			t.Errorf("%s=%s was taken", EnvListCache, bad)
+		}
+	}
+}
