@@ -118,6 +118,10 @@ func (c *pageCache) fill(coll, key string, g pageGen, p *store.Page) {
 	}
 	if cp.rowBytes+rows > c.max/2 {
 		c.drop(cp) // rows are shared and not counted per page: start over
+		rows = 0
+		for _, row := range p.JSON {
+			rows += len(row)
+		}
 	}
 	for c.bytes+size+rows > c.max && c.evict(cp) {
 	}
