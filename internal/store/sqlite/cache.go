@@ -55,7 +55,7 @@ func (c *recordCache) fill(gen uint64, coll string, r *schema.Record) {
 		return
 	}
 	c.mu.Lock()
-	if c.gen == gen && gen%2 == 0 {
+	if c.gen == gen && !committing(gen) {
 		c.put(cacheKey{coll, r.ID}, r)
 	}
 	c.mu.Unlock()
@@ -79,9 +79,7 @@ func (c *recordCache) begin(changes []change, all bool) {
 		return
 	}
 	c.mu.Lock()
-	if c.gen%2 == 0 {
-		c.gen++
-	}
+	c.gen = duringCommit(c.gen)
 	if all {
 		clear(c.m)
 	}
@@ -91,13 +89,28 @@ func (c *recordCache) begin(changes []change, all bool) {
 	c.mu.Unlock()
 }
 
-// apply records the changes of a commit and ends what begin started.
+// The caches' generations are even while no commit is under way and odd
+// from just before a COMMIT until the commit is applied; a read fills a
+// cache only if the generation it saw before reading was even and has not
+// moved.
+
+// duringCommit returns the odd generation of a commit under way.
+func duringCommit(gen uint64) uint64 { return gen | 1 }
+
+// committing reports whether gen is that of a commit under way.
+func committing(gen uint64) bool { return gen%2 == 1 }
+
+// afterCommit returns the even generation that follows gen.
+func afterCommit(gen uint64) uint64 { return gen + 2 - gen%2 }
+
+// apply records the changes of a commit (none if it failed) and ends what
+// begin started.
 func (c *recordCache) apply(changes []change) {
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
-	c.gen += 2 - c.gen%2
+	c.gen = afterCommit(c.gen)
 	for _, ch := range changes {
 		k := cacheKey{ch.coll, ch.id}
 		if ch.r == nil {
@@ -115,7 +128,7 @@ func (c *recordCache) reset() {
 		return
 	}
 	c.mu.Lock()
-	c.gen += 2 - c.gen%2
+	c.gen = afterCommit(c.gen)
 	clear(c.m)
 	c.mu.Unlock()
 }

@@ -87,7 +87,7 @@ func (c *pageCache) fill(coll, key string, g pageGen, p *store.Page) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.epoch != g.epoch || g.epoch%2 != 0 || g.gen%2 != 0 {
+	if c.epoch != g.epoch || committing(g.epoch) || committing(g.gen) {
 		return
 	}
 	cp := c.colls[coll]
@@ -166,25 +166,19 @@ func (c *pageCache) drop(cp *collPages) {
 // begin drops the pages of the collections a commit changes (all of them
 // for a schema change) and stops fills until end.
 func (c *pageCache) begin(changes []change, all bool) {
-	c.step(changes, all, 1)
+	c.step(changes, all, duringCommit)
 }
 
 // end follows begin once the commit is done (or failed).
 func (c *pageCache) end(changes []change, all bool) {
-	c.step(changes, all, 0)
+	c.step(changes, all, afterCommit)
 }
 
-// step moves the generations of what a commit changes to the next odd
-// (parity 1) or even (parity 0) number and drops their pages.
-func (c *pageCache) step(changes []change, all bool, parity uint64) {
+// step moves the generations of what a commit changes (duringCommit or
+// afterCommit) and drops their pages.
+func (c *pageCache) step(changes []change, all bool, next func(uint64) uint64) {
 	if c == nil {
 		return
-	}
-	next := func(g uint64) uint64 {
-		if g%2 == parity {
-			return g + 2
-		}
-		return g + 1
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -157,8 +157,9 @@ func (db *DB) runSafe(batch []*sqlkit.Req) {
 	db.commit(batch, tx, startSeq)
 }
 
-// commit commits the transaction, updates the record cache, hands the
-// events to the commit hook and answers every write of the batch.
+// commit commits the transaction, updates the record and page caches,
+// hands the events to the commit hook and answers every write of the
+// batch.
 func (db *DB) commit(batch []*sqlkit.Req, tx *tx, startSeq int64) {
 	db.cache.begin(tx.changes, tx.migrated)
 	db.pages.begin(tx.changes, tx.migrated)
