@@ -1,8 +1,11 @@
 package bench_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -69,5 +72,62 @@ func TestBaselineAnswersBenchRequests(t *testing.T) {
 		if r.Requests == 0 || r.Errors != 0 {
 			t.Errorf("baseline %s: %d requests, %d errors", r.Workload, r.Requests, r.Errors)
 		}
+	}
+}
+
+// TestBaselineFansOut runs the realtime workload against the baseline: its
+// SSE and WebSocket subscribers must each receive every write's event.
+func TestBaselineFansOut(t *testing.T) {
+	hs := httptest.NewServer(bench.Baseline(300))
+	defer hs.Close()
+	results, err := bench.Run(context.Background(), bench.Options{URL: hs.URL, Duration: 300 * time.Millisecond, Warmup: -1,
+		Workloads: []string{"realtime"}, Subscribers: 5, WSSubscribers: 3, Rate: 100, Target: "baseline"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := results[0]
+	if r.Errors != 0 || r.Expected == 0 || r.Lost() != 0 || r.Subscribers != 8 || r.Delivered != r.Expected {
+		t.Fatalf("baseline realtime: %d errors, %d subscribers, %d of %d deliveries", r.Errors, r.Subscribers, r.Delivered, r.Expected)
+	}
+}
+
+// TestBaselineEventShape checks that the baseline streams the CloudEvent
+// Mantle would send for a create, so that the two move the same bytes.
+func TestBaselineEventShape(t *testing.T) {
+	hs := httptest.NewServer(bench.Baseline(300))
+	defer hs.Close()
+	resp, err := http.Post(hs.URL+"/api/collections/posts/records", "application/json", strings.NewReader(`{"title":"t1","views":3}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	json.NewDecoder(resp.Body).Decode(&rec)
+	resp.Body.Close()
+	if resp.StatusCode != 201 || resp.Header.Get("Mantle-Seq") != "1" || rec["title"] != "t1" || rec["version"] != 1.0 {
+		t.Fatalf("create: %d, seq %q, %v", resp.StatusCode, resp.Header.Get("Mantle-Seq"), rec)
+	}
+	stream, err := http.Get(hs.URL + "/api/events/stream?after=0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	sc := bufio.NewScanner(stream.Body)
+	var lines []string
+	for len(lines) < 3 && sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) != 3 || lines[0] != "id: 1" || lines[1] != "event: record.created" || !strings.HasPrefix(lines[2], "data: ") {
+		t.Fatalf("stream: %q", lines)
+	}
+	var ev struct {
+		SpecVersion, Type, Subject, Source string
+		Seq                                int64
+		Data                               struct{ Record map[string]any }
+	}
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(lines[2], "data: ")), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.SpecVersion != "1.0" || ev.Seq != 1 || ev.Type != "record.created" || ev.Subject != rec["id"] || ev.Source != "/collections/posts" || ev.Data.Record["title"] != "t1" {
+		t.Fatalf("event: %+v", ev)
 	}
 }

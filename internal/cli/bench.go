@@ -33,7 +33,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.StringVar(&o.KafkaAddr, "kafka", "", "kafka workload: the server's Kafka listener, such as 127.0.0.1:9092")
 	fs.IntVar(&o.KafkaEvents, "kafka-events", 1_000_000, "kafka workload: events to preload and read")
 	fs.IntVar(&o.RuleRecords, "rule-records", 50000, "rule workloads: records in each of the open and owned collections")
-	baseline := fs.Bool("baseline", false, "also measure a bare net/http server returning the same JSON (the loopback ceiling)")
+	baseline := fs.Bool("baseline", false, "also measure a bare net/http server returning the same JSON and fanning out the same events (the loopback ceiling)")
 	serveBaseline := fs.String("serve-baseline", "", "internal: serve the baseline on ADDR")
 	writer := fs.Bool("realtime-writer", false, "internal: make the realtime workload's writes and print one line per write")
 	run := fs.String("run", "", "internal: the run id, with --realtime-writer")
@@ -46,7 +46,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		fmt.Fprintf(stdout, "baseline on http://%s\n", ln.Addr())
-		return bench.ServeBaseline(ln, o.BodyBytes)
+		return bench.ServeBaseline(ctx, ln, o.BodyBytes)
 	}
 	if *writer {
 		bw := bufio.NewWriter(stdout)
@@ -73,7 +73,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		bo.URL, bo.Target, bo.Token = url, "baseline", ""
 		bo.Workloads = nil
 		for _, w := range o.Workloads {
-			if w != "realtime" && w != "login" && w != "kafka" && w != "functions" && !strings.HasPrefix(w, "fn-") && !strings.HasSuffix(w, "-owned") && !strings.HasSuffix(w, "-open") {
+			if w != "login" && w != "kafka" && w != "functions" && !strings.HasPrefix(w, "fn-") && !strings.HasSuffix(w, "-owned") && !strings.HasSuffix(w, "-open") {
 				bo.Workloads = append(bo.Workloads, w)
 			}
 		}
