@@ -72,8 +72,11 @@ func (f *fanout) create(w http.ResponseWriter, r *http.Request) {
 // send, until ctx ends or the ring no longer holds what is next.
 func (f *fanout) stream(ctx context.Context, after int64, send func([]*eventlog.Event) error) {
 	shard := f.hub.Shard()
+	var evs []*eventlog.Event
 	for {
-		evs, ok, wait := f.hub.SinceIn(shard, after, 512)
+		var ok bool
+		var wait <-chan struct{}
+		evs, ok, wait = f.hub.SinceInto(shard, after, 512, evs)
 		if !ok {
 			return
 		}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unique"
 
 	"github.com/mantlehq/mantle/internal/schema"
 )
@@ -47,7 +48,17 @@ type Event struct {
 	published time.Time // when Hub.Publish had it: right after its commit
 	sse       atomic.Pointer[[]byte]
 	record    atomic.Pointer[parsed]
-	memo      sync.Map // string → bool, see Memo
+	memo      [memoSlots]atomic.Pointer[memoEntry] // see Memo
+	memoMore  sync.Map                             // unique.Handle[string] → bool, beyond memoSlots
+}
+
+// memoSlots is how many distinct questions an event answers without a
+// map: under fan-out most subscribers share one or a few.
+const memoSlots = 4
+
+type memoEntry struct {
+	key unique.Handle[string]
+	yes bool
 }
 
 // Published returns when the hub was given the event, right after its
@@ -57,13 +68,35 @@ func (e *Event) Published() time.Time { return e.published }
 // Memo returns the answer to a question about this event, computing it
 // with fn the first time key is asked. Subscribers that ask the same
 // question (same identity, same filter) share one evaluation per event.
-func (e *Event) Memo(key string, fn func() bool) bool {
-	if v, ok := e.memo.Load(key); ok {
+// The first few questions are kept in slots compared by handle (a pointer
+// comparison), the rest in a map: with a thousand subscribers asking one
+// question, a map lookup per event and subscriber hashing the long key
+// was a twentieth of the server's CPU.
+func (e *Event) Memo(key unique.Handle[string], fn func() bool) bool {
+	var mine *memoEntry // the answer, once computed here
+	for i := range e.memo {
+		m := e.memo[i].Load()
+		if m == nil {
+			if mine == nil {
+				mine = &memoEntry{key: key, yes: fn()}
+			}
+			if e.memo[i].CompareAndSwap(nil, mine) {
+				return mine.yes
+			}
+			m = e.memo[i].Load() // another question took the slot meanwhile
+		}
+		if m.key == key {
+			return m.yes
+		}
+	}
+	if v, ok := e.memoMore.Load(key); ok {
 		return v.(bool)
 	}
-	b := fn()
-	e.memo.Store(key, b)
-	return b
+	if mine == nil {
+		mine = &memoEntry{key: key, yes: fn()}
+	}
+	e.memoMore.Store(key, mine.yes)
+	return mine.yes
 }
 
 type parsed struct {

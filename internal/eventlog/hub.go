@@ -190,6 +190,15 @@ func (h *Hub) Last() int64 { return h.last.Load() }
 // wait, the channel of the caller's wake shard, is closed when events
 // newer than the returned ones are published.
 func (h *Hub) SinceIn(shard int, after int64, max int) (evs []*Event, ok bool, wait <-chan struct{}) {
+	return h.SinceInto(shard, after, max, nil)
+}
+
+// SinceInto is SinceIn appending to buf[:0]: a subscriber that reuses its
+// slice reads the ring without allocating (under fan-out, a thousand new
+// slices per wake and the page faults of fresh heap were a tenth of the
+// server's CPU).
+func (h *Hub) SinceInto(shard int, after int64, max int, buf []*Event) (evs []*Event, ok bool, wait <-chan struct{}) {
+	evs = buf[:0]
 	// The channel first, then the end of the log: a publish that this
 	// read misses closes this channel or one taken after it, which is
 	// closed only after this one.

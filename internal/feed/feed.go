@@ -12,6 +12,7 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"unique"
 
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/eventlog"
@@ -42,7 +43,7 @@ type Matcher struct {
 	base   store.EventFilter
 	exprs  map[string]query.Expr // per collection; nil: no filter
 	caller mantle.Identity
-	key    string // identity and spec: subscribers with one key share answers
+	key    unique.Handle[string] // identity and spec: subscribers with one key share answers
 }
 
 // NewMatcher checks a spec (unknown collections are not_found, a filter
@@ -79,8 +80,8 @@ func NewMatcher(src Source, caller mantle.Identity, spec Spec) (*Matcher, error)
 	}
 	roles := slices.Clone(caller.Roles)
 	slices.Sort(roles)
-	m.key = strings.Join([]string{caller.ID, caller.Email, strings.Join(roles, ","),
-		strings.Join(spec.Collections, ","), strings.Join(spec.Types, ","), spec.Filter}, "\x00")
+	m.key = unique.Make(strings.Join([]string{caller.ID, caller.Email, strings.Join(roles, ","),
+		strings.Join(spec.Collections, ","), strings.Join(spec.Types, ","), spec.Filter}, "\x00"))
 	return m, nil
 }
 
@@ -119,7 +120,8 @@ type Cursor struct {
 	hub   *eventlog.Hub
 	shard int // the hub's wake shard for this cursor
 	src   Source
-	After int64 // the last sequence passed
+	buf   []*eventlog.Event // reused by Next for events read from the hub
+	After int64             // the last sequence passed
 }
 
 // NewCursor starts after sequence after.
@@ -128,10 +130,13 @@ func NewCursor(hub *eventlog.Hub, src Source, after int64) *Cursor {
 }
 
 // Next returns up to max events after the cursor and moves past them.
-// With none, wait is closed when new events are published.
+// With none, wait is closed when new events are published. The slice is
+// valid until the next call.
 func (c *Cursor) Next(ctx context.Context, max int) (evs []*eventlog.Event, wait <-chan struct{}, err error) {
-	evs, ok, wait := c.hub.SinceIn(c.shard, c.After, max)
-	if !ok {
+	evs, ok, wait := c.hub.SinceInto(c.shard, c.After, max, c.buf)
+	if ok {
+		c.buf = evs
+	} else {
 		if evs, err = c.src.StoreEvents(ctx, store.EventFilter{After: c.After, Limit: max}); err != nil {
 			return nil, nil, err
 		}
