@@ -175,8 +175,8 @@ var (
 // or, in batch mode, one "events" message per pass (up to about 1 MiB).
 func (s *session) sendEvents(sub *subscription, evs []*eventlog.Event, write func() bool) bool {
 	f := s.fw
-	var group []*eventlog.Event
-	size := 0
+	group, size := s.group[:0], 0
+	defer func() { s.group = group[:0] }()
 	flush := func() bool {
 		if len(group) == 0 {
 			return true

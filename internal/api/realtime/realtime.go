@@ -116,7 +116,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type session struct {
 	h      *handler
 	c      *websocket.Conn
-	fw     *frameWriter // the event loop's data frames
+	fw     *frameWriter      // the event loop's data frames
+	group  []*eventlog.Event // the event loop's events of the message being built, reused
 	id     mantle.Identity
 	cred   auth.Credential
 	header string
