@@ -123,6 +123,7 @@ func (f *fanout) sse(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
+	defer cancel()
 	defer conn.Close()
 	go closeOnEOF(br, cancel)
 	if _, err := io.WriteString(conn, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n\r\n"); err != nil {
@@ -162,6 +163,7 @@ func (f *fanout) ws(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
+	defer cancel()
 	defer conn.Close()
 	if _, err := io.WriteString(conn, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: "+
 		base64.StdEncoding.EncodeToString(sum[:])+"\r\n\r\n"); err != nil {
