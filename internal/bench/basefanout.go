@@ -169,8 +169,8 @@ func (f *fanout) ws(w http.ResponseWriter, r *http.Request) {
 		base64.StdEncoding.EncodeToString(sum[:])+"\r\n\r\n"); err != nil {
 		return
 	}
-	msg, err := readClientFrame(br)
-	if err != nil {
+	var msg []byte
+	if _, msg, err = readWSFrame(br, &msg, true); err != nil {
 		return
 	}
 	go closeOnEOF(br, cancel)
@@ -212,39 +212,6 @@ func (f *fanout) ws(w http.ResponseWriter, r *http.Request) {
 		_, err := bufs.WriteTo(conn)
 		return err
 	})
-}
-
-// readClientFrame reads one masked frame of at most 64 KiB and unmasks it.
-func readClientFrame(br *bufio.Reader) ([]byte, error) {
-	var h [2]byte
-	if _, err := io.ReadFull(br, h[:]); err != nil {
-		return nil, err
-	}
-	n := int(h[1] & 0x7f)
-	switch n {
-	case 126:
-		var l [2]byte
-		if _, err := io.ReadFull(br, l[:]); err != nil {
-			return nil, err
-		}
-		n = int(binary.BigEndian.Uint16(l[:]))
-	case 127:
-		return nil, io.ErrUnexpectedEOF // a subscribe message is never this long
-	}
-	var mask [4]byte
-	if h[1]&0x80 != 0 {
-		if _, err := io.ReadFull(br, mask[:]); err != nil {
-			return nil, err
-		}
-	}
-	p := make([]byte, n)
-	if _, err := io.ReadFull(br, p); err != nil {
-		return nil, err
-	}
-	for i := range p {
-		p[i] ^= mask[i%4]
-	}
-	return p, nil
 }
 
 // jsonString returns what follows key in msg up to the next quote, comma

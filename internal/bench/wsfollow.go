@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -118,24 +117,31 @@ func (c *conn) sendText(p []byte) error {
 // readFrame reads one whole frame from the server (unmasked) into *buf and
 // returns its opcode and payload.
 func (c *conn) readFrame(buf *[]byte) (byte, []byte, error) {
+	return readWSFrame(c.r, buf, false)
+}
+
+// readWSFrame reads one whole frame into *buf and returns its opcode and
+// payload: a server's frame (masked false: a mask is an error) or a
+// client's (masked true: the payload is unmasked).
+func readWSFrame(r io.Reader, buf *[]byte, masked bool) (byte, []byte, error) {
 	var h [2]byte
-	if _, err := io.ReadFull(c.r, h[:]); err != nil {
+	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return 0, nil, err
 	}
-	if h[1]&0x80 != 0 {
-		return 0, nil, errors.New("the server masked a frame")
+	if h[1]&0x80 != 0 != masked {
+		return 0, nil, fmt.Errorf("a frame masked %v, want %v", h[1]&0x80 != 0, masked)
 	}
 	n := uint64(h[1] & 0x7f)
 	switch n {
 	case 126:
 		var b [2]byte
-		if _, err := io.ReadFull(c.r, b[:]); err != nil {
+		if _, err := io.ReadFull(r, b[:]); err != nil {
 			return 0, nil, err
 		}
 		n = uint64(binary.BigEndian.Uint16(b[:]))
 	case 127:
 		var b [8]byte
-		if _, err := io.ReadFull(c.r, b[:]); err != nil {
+		if _, err := io.ReadFull(r, b[:]); err != nil {
 			return 0, nil, err
 		}
 		n = binary.BigEndian.Uint64(b[:])
@@ -143,12 +149,23 @@ func (c *conn) readFrame(buf *[]byte) (byte, []byte, error) {
 	if n > 16<<20 {
 		return 0, nil, fmt.Errorf("a frame of %d bytes", n)
 	}
+	var mask [4]byte
+	if masked {
+		if _, err := io.ReadFull(r, mask[:]); err != nil {
+			return 0, nil, err
+		}
+	}
 	if uint64(cap(*buf)) < n {
 		*buf = make([]byte, n)
 	}
 	p := (*buf)[:n]
-	if _, err := io.ReadFull(c.r, p); err != nil {
+	if _, err := io.ReadFull(r, p); err != nil {
 		return 0, nil, err
+	}
+	if masked {
+		for i := range p {
+			p[i] ^= mask[i%4]
+		}
 	}
 	return h[0] & 0x0f, p, nil
 }

@@ -22,8 +22,12 @@ func (db *DB) List(ctx context.Context, c *schema.Collection, q *query.Query) (*
 	b.WriteString(` LIMIT ?`)
 	args := append(where.args, q.Limit+1)
 	sql := b.String()
-	key, cacheable := pageKey(sql, args, q.Fields, q.Count, q.Encode)
+	var key string
 	var gen pageGen
+	cacheable := false
+	if db.pages != nil {
+		key, cacheable = pageKey(sql, args, q.Fields, q.Count, q.Encode)
+	}
 	if cacheable {
 		var hit *store.Page
 		if hit, gen = db.pages.get(c.Name, key); hit != nil {
