@@ -118,6 +118,13 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		return nil, err
 	}
 	hub.Reset(last)
+	if w, ok := st.(interface{ WriterPriority() (int, error) }); ok {
+		if nice, err := w.WriterPriority(); err != nil {
+			log.Info("the SQLite writer runs at normal priority; writes slow down when requests fill the CPU (docs/storage.md)", "reason", err)
+		} else {
+			log.Debug("the SQLite writer's thread runs at a raised priority", "nice", nice)
+		}
+	}
 	stopCluster := func() {}
 	var lease consumer.Leaser
 	if b != nil {

@@ -76,6 +76,10 @@ type DB struct {
 	ckDone  chan struct{}
 	closeMu sync.Once
 	nextSeq int64 // owned by the writer goroutine
+
+	prio      error         // raiseWriter's answer
+	writerTID int           // the writer's thread when it started (Linux)
+	prioDone  chan struct{} // closed once prio is set
 }
 
 // Open opens (creating if needed) the database in dir and starts its
@@ -105,7 +109,7 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 	}
 	db := &DB{path: filepath.Join(dir, FileName), opts: opts, unlock: unlock,
 		wstmts: map[string]*sqlite3.Stmt{}, cache: newRecordCache(opts.CacheRecords), pages: newPageCache(opts.CachePages), queue: sqlkit.NewQueue(opts.MaxBatch),
-		ckWake: make(chan struct{}, 1), ckDone: make(chan struct{})}
+		ckWake: make(chan struct{}, 1), ckDone: make(chan struct{}), prioDone: make(chan struct{})}
 	if err := db.open(ctx); err != nil {
 		db.closeConns()
 		unlock()

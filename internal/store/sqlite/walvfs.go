@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"sync"
+	"time"
 
 	"github.com/ncruces/go-sqlite3/vfs"
 )
@@ -22,10 +23,23 @@ import (
 // from the sync instead of the write, and SQLite rolls the transaction
 // back either way. No library offers this (ncruces/go-sqlite3's VFS
 // package is the extension point meant for it), so it is written here.
+//
+// The WAL's sync at commit is also where the writer goroutine waits for
+// the disk; walFile makes it as fdatasyncHeld (walsync_linux.go) unless
+// the last slow one was recent.
 const (
 	walVFSName   = "mantle-wal"
 	walBufferMax = 4 << 20 // a larger run of frames goes to the file as it comes
+
+	// plainFor is how long syncs are blocking calls after a slow one.
+	plainFor = 10 * time.Second
 )
+
+// A held sync slower than slowSync (a disk in trouble) makes the syncs of
+// the next plainFor blocking calls, so that the collector's pauses do
+// not wait for such a disk more than once in a while. A variable for the
+// tests.
+var slowSync = 10 * time.Millisecond
 
 var registerWALVFS sync.Once
 
@@ -45,16 +59,22 @@ func useWALVFS() string {
 func (v walVFS) OpenFilename(name *vfs.Filename, flags vfs.OpenFlag) (vfs.File, vfs.OpenFlag, error) {
 	f, flags, err := v.VFSFilename.OpenFilename(name, flags)
 	if err == nil && flags&vfs.OPEN_WAL != 0 {
-		f = &walFile{File: f}
+		fd := fileFD(f)
+		f = &walFile{File: f, fd: fd, held: fd >= 0}
 	}
 	return f, flags, err
 }
 
-// walFile buffers one contiguous run of writes.
+// walFile buffers one contiguous run of writes and syncs the WAL.
 type walFile struct {
 	vfs.File
 	buf []byte
 	off int64 // the file offset of buf[0]
+
+	fd         int       // the file's descriptor for held syncs
+	held       bool      // fd is set: syncs may be held
+	synced     bool      // a sync through File succeeded (it also syncs a new WAL's directory)
+	plainUntil time.Time // sync through File until then (after a slow sync)
 }
 
 // Unwrap implements vfs.FileUnwrap.
@@ -104,12 +124,24 @@ func (w *walFile) ReadAt(p []byte, off int64) (int, error) {
 	return w.File.ReadAt(p, off)
 }
 
-// Sync implements vfs.File.
+// Sync implements vfs.File. The first sync of a WAL goes through File,
+// which also syncs the directory of a WAL it just created; later ones are
+// held syncs unless one was slow in the last plainFor.
 func (w *walFile) Sync(flags vfs.SyncFlag) error {
 	if err := w.flush(); err != nil {
 		return err
 	}
-	return w.File.Sync(flags)
+	t0 := time.Now()
+	if !w.held || !w.synced || t0.Before(w.plainUntil) {
+		err := w.File.Sync(flags)
+		w.synced = w.synced || err == nil
+		return err
+	}
+	err := fdatasyncHeld(w.fd)
+	if time.Since(t0) > slowSync {
+		w.plainUntil = time.Now().Add(plainFor)
+	}
+	return err
 }
 
 // Truncate implements vfs.File.

@@ -23,8 +23,11 @@ func (db *DB) Write(ctx context.Context, fn func(store.Tx) error) error {
 
 // writer owns the write connection. It takes every queued write (up to
 // MaxBatch) into one transaction, runs each in a savepoint, commits once
-// and then answers every caller.
+// and then answers every caller. It runs on a thread of its own with a
+// raised priority where it may (raiseWriter).
 func (db *DB) writer() {
+	db.writerTID, db.prio = raiseWriter()
+	close(db.prioDone)
 	db.queue.Run(func(batch []*sqlkit.Req) {
 		db.wmu.Lock()
 		t0 := time.Now()
@@ -268,6 +271,16 @@ func (w *writerStats) hold(d time.Duration) {
 	w.s.Held += d
 	w.s.MaxHeld = max(w.s.MaxHeld, d)
 	w.mu.Unlock()
+}
+
+// WriterPriority reports whether the writer's thread runs at nice
+// writerNice (nil) or, and why not, at the process's own priority.
+func (db *DB) WriterPriority() (nice int, err error) {
+	<-db.prioDone
+	if db.prio != nil {
+		return 0, db.prio
+	}
+	return writerNice, nil
 }
 
 // Stats returns the writer's counters.

@@ -1,0 +1,80 @@
+package sqlite
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ncruces/go-sqlite3/vfs"
+)
+
+// osFile is a vfs.File over a real file that counts the syncs made
+// through it (the blocking path); Fd lets walFile make held syncs.
+type osFile struct {
+	vfs.File // nil: methods the test does not call
+	f        *os.File
+	syncs    int
+	fail     error // the next Sync's error
+}
+
+func (o *osFile) Fd() uintptr                              { return o.f.Fd() }
+func (o *osFile) WriteAt(p []byte, off int64) (int, error) { return o.f.WriteAt(p, off) }
+func (o *osFile) Sync(vfs.SyncFlag) error {
+	o.syncs++
+	err := o.fail
+	o.fail = nil
+	return err
+}
+
+func TestWALSyncHeld(t *testing.T) {
+	f, err := os.Create(filepath.Join(t.TempDir(), "x-wal"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	o := &osFile{f: f, fail: errors.New("disk full")}
+	fd := fileFD(o)
+	if fd != int(f.Fd()) {
+		t.Fatalf("fileFD = %d, want the file's descriptor %d", fd, f.Fd())
+	}
+	w := &walFile{File: o, fd: fd, held: true}
+	sync := func(wantSyncs int) {
+		t.Helper()
+		w.WriteAt([]byte("frame"), 0)
+		err := w.Sync(vfs.SYNC_NORMAL)
+		if o.syncs != wantSyncs {
+			t.Fatalf("%d syncs through the file, want %d", o.syncs, wantSyncs)
+		}
+		if err != nil && o.syncs != 1 {
+			t.Fatalf("sync: %v", err)
+		}
+	}
+	// Until one succeeds, syncs go through the file: the first also syncs
+	// the directory of a new WAL.
+	sync(1)
+	sync(2)
+	// Then they are held: the file's Sync is not called.
+	sync(2)
+	sync(2)
+	// A slow held sync sends the next ones through the file for a while.
+	slowSync = -1
+	defer func() { slowSync = 10 * time.Millisecond }()
+	sync(2)
+	if !w.plainUntil.After(time.Now()) {
+		t.Fatal("a slow sync did not turn held syncs off")
+	}
+	slowSync = 10 * time.Millisecond
+	sync(3)
+	sync(4)
+	w.plainUntil = time.Time{}
+	sync(4)
+}
+
+func TestWALSyncHeldFails(t *testing.T) {
+	if err := fdatasyncHeld(-1); !errors.Is(err, syscall.EBADF) {
+		t.Fatalf("a held sync of no descriptor: %v, want EBADF", err)
+	}
+}
