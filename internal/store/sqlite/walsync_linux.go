@@ -23,8 +23,8 @@ func fileFD(f vfs.File) int {
 // for, goes to the back of the global run queue; under load that wait
 // was as long again as the sync itself (docs/storage.md, "The writer's
 // thread"). The price is that a stop-the-world pause of the collector
-// waits for the sync to end, which is why walFile falls back to the
-// blocking call after a slow one.
+// waits for the sync to end, which is why walFile makes the blocking
+// call instead while syncs are slow.
 func fdatasyncHeld(fd int) error {
 	for {
 		_, _, e := syscall.RawSyscall(syscall.SYS_FDATASYNC, uintptr(fd), 0, 0)

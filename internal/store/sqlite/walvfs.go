@@ -25,21 +25,19 @@ import (
 // package is the extension point meant for it), so it is written here.
 //
 // The WAL's sync at commit is also where the writer goroutine waits for
-// the disk; walFile makes it as fdatasyncHeld (walsync_linux.go) unless
-// the last slow one was recent.
+// the disk; walFile makes it as fdatasyncHeld (walsync_linux.go) while
+// the disk is quick.
 const (
 	walVFSName   = "mantle-wal"
 	walBufferMax = 4 << 20 // a larger run of frames goes to the file as it comes
-
-	// plainFor is how long syncs are blocking calls after a slow one.
-	plainFor = 10 * time.Second
 )
 
-// A held sync slower than slowSync (a disk in trouble) makes the syncs of
-// the next plainFor blocking calls, so that the collector's pauses do
-// not wait for such a disk more than once in a while. A variable for the
-// tests.
-var slowSync = 10 * time.Millisecond
+// Syncs are held while the moving average of the WAL's sync times is
+// under heldUnder. A disk in trouble (syncs of tens of milliseconds and
+// more) raises the average within a few syncs and the syncs become
+// blocking calls, so that the collector's pauses do not wait for such a
+// disk; one slow sync among fast ones (a checkpoint's, say) does not.
+const heldUnder = 5 * time.Millisecond
 
 var registerWALVFS sync.Once
 
@@ -71,10 +69,10 @@ type walFile struct {
 	buf []byte
 	off int64 // the file offset of buf[0]
 
-	fd         int       // the file's descriptor for held syncs
-	held       bool      // fd is set: syncs may be held
-	synced     bool      // a sync through File succeeded (it also syncs a new WAL's directory)
-	plainUntil time.Time // sync through File until then (after a slow sync)
+	fd     int           // the file's descriptor for held syncs
+	held   bool          // fd is set: syncs may be held
+	synced bool          // a sync through File succeeded (it also syncs a new WAL's directory)
+	avg    time.Duration // moving average of the sync times, 1/16 to the newest
 }
 
 // Unwrap implements vfs.FileUnwrap.
@@ -126,21 +124,20 @@ func (w *walFile) ReadAt(p []byte, off int64) (int, error) {
 
 // Sync implements vfs.File. The first sync of a WAL goes through File,
 // which also syncs the directory of a WAL it just created; later ones are
-// held syncs unless one was slow in the last plainFor.
+// held syncs while the disk is quick (heldUnder).
 func (w *walFile) Sync(flags vfs.SyncFlag) error {
 	if err := w.flush(); err != nil {
 		return err
 	}
 	t0 := time.Now()
-	if !w.held || !w.synced || t0.Before(w.plainUntil) {
-		err := w.File.Sync(flags)
+	var err error
+	if w.held && w.synced && w.avg < heldUnder {
+		err = fdatasyncHeld(w.fd)
+	} else {
+		err = w.File.Sync(flags)
 		w.synced = w.synced || err == nil
-		return err
 	}
-	err := fdatasyncHeld(w.fd)
-	if time.Since(t0) > slowSync {
-		w.plainUntil = time.Now().Add(plainFor)
-	}
+	w.avg += (time.Since(t0) - w.avg) / 16
 	return err
 }
 
