@@ -46,7 +46,7 @@ import (
 const (
 	checkpointEvery = 100 * time.Millisecond
 	backstopPages   = 20000
-	restartFrames   = 8000
+	restartFrames   = 16000
 	finishFrames    = 128
 	catchUpPasses   = 8
 )
