@@ -74,5 +74,4 @@ func TestWriterPriority(t *testing.T) {
 	if tid != db.writerTID {
 		t.Fatalf("a write ran on thread %d, not the writer's %d", tid, db.writerTID)
 	}
-
 }

@@ -75,6 +75,24 @@ func TestWALSyncHeld(t *testing.T) {
 	sync(n)
 }
 
+// The driver's own files expose their descriptor, so the writer's WAL
+// is synced held (a driver update that hid it would turn that off
+// silently).
+func TestWALSyncHeldOnDriverFiles(t *testing.T) {
+	// A temporary file: the same type the driver opens a WAL as.
+	f, _, err := vfs.Find("os").Open("", vfs.OPEN_CREATE|vfs.OPEN_READWRITE|vfs.OPEN_DELETEONCLOSE)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if fd := fileFD(f); fd < 0 {
+		t.Fatalf("the driver's %T has no descriptor", f)
+	}
+	if err := fdatasyncHeld(fileFD(f)); err != nil {
+		t.Fatalf("held sync of the driver's file: %v", err)
+	}
+}
+
 func TestWALSyncHeldFails(t *testing.T) {
 	if err := fdatasyncHeld(-1); !errors.Is(err, syscall.EBADF) {
 		t.Fatalf("a held sync of no descriptor: %v, want EBADF", err)
