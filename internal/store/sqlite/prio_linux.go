@@ -5,9 +5,6 @@ import (
 	"syscall"
 )
 
-// writerNice is the nice value the writer's thread asks for.
-const writerNice = -10
-
 // raiseWriter runs on the writer goroutine before its first batch. It
 // locks the goroutine to its own thread and asks the kernel to run that
 // thread ahead of the request threads (nice -10; see docs/storage.md,

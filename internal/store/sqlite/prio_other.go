@@ -4,9 +4,6 @@ package sqlite
 
 import "errors"
 
-// writerNice is the nice value the writer's thread asks for on Linux.
-const writerNice = -10
-
 // raiseWriter only raises the writer's thread on Linux, where a thread
 // has a nice value of its own.
 func raiseWriter() (tid int, err error) {

@@ -273,6 +273,9 @@ func (w *writerStats) hold(d time.Duration) {
 	w.mu.Unlock()
 }
 
+// writerNice is the nice value the writer's thread asks for (Linux).
+const writerNice = -10
+
 // WriterPriority reports whether the writer's thread runs at nice
 // writerNice (nil) or, and why not, at the process's own priority.
 func (db *DB) WriterPriority() (nice int, err error) {
