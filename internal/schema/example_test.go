@@ -1,6 +1,7 @@
 package schema_test
 
 import (
+	"encoding/json"
 	"fmt"
 
 	"github.com/mantlehq/mantle/internal/schema"
@@ -21,4 +22,16 @@ func ExampleDiff() {
 	// ! drop field posts.legacy (text)  [destructive]
 	// ~ alter field posts.title (text -> text, required)
 	// + add field posts.views (number)
+}
+
+// Decode checks incoming fields against the collection and names each bad
+// one; a select field lists the values it takes.
+func ExampleCollection_Decode() {
+	posts := &schema.Collection{Name: "posts", Fields: []*schema.Field{
+		{Name: "status", Type: schema.Select, Values: []string{"draft", "published"}},
+	}}
+	_, err := posts.Decode(map[string]json.RawMessage{"status": json.RawMessage(`"gone"`)}, false, "")
+	fmt.Println(err.Fields["status"])
+	// Output:
+	// must be one of "draft", "published"
 }

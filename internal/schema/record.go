@@ -151,7 +151,7 @@ func (f *Field) decode(v json.RawMessage) (any, string) {
 			}
 		case Select:
 			if !slices.Contains(f.Values, s) {
-				return nil, fmt.Sprintf("must be one of %q", f.Values)
+				return nil, "must be one of " + quoteList(f.Values)
 			}
 		case Relation:
 			if !mantle.ValidID(s) {
@@ -247,4 +247,16 @@ func unquote(v json.RawMessage) (string, bool) {
 	}
 	var s string
 	return s, json.Unmarshal(v, &s) == nil
+}
+
+// quoteList renders values as "a", "b", "c" for an error message.
+func quoteList(values []string) string {
+	var b []byte
+	for i, v := range values {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = strconv.AppendQuote(b, v)
+	}
+	return string(b)
 }
