@@ -57,7 +57,13 @@ func DecodeObject(b []byte, what string) (map[string]json.RawMessage, error) {
 	if len(b) == 0 || b[0] != '{' {
 		return nil, mantle.Errorf(mantle.Invalid, "request.not_object", "%s must be a JSON object", what)
 	}
-	var m map[string]json.RawMessage
+	if !json.Valid(b) {
+		return nil, mantle.Errorf(mantle.Invalid, "request.malformed_json", "%s is not valid JSON: %s", what, jsonError(b))
+	}
+	if m, ok := splitObject(b); ok {
+		return m, nil
+	}
+	var m map[string]json.RawMessage // not reached for valid JSON; kept as the reference
 	if err := json.Unmarshal(b, &m); err != nil {
 		return nil, mantle.Errorf(mantle.Invalid, "request.malformed_json", "%s is not valid JSON: %s", what, jsonError(b))
 	}
