@@ -18,9 +18,7 @@ import (
 // (415), within the size limit (413), valid UTF-8, nested at most
 // schema.MaxJSONDepth+2 levels (400). Decoding it checks that it is JSON.
 func ReadBody(r *http.Request) ([]byte, error) {
-	ct := r.Header.Get("Content-Type")
-	mt, _, err := mime.ParseMediaType(ct)
-	if ct == "" || err != nil || (mt != "application/json" && !(len(mt) > 5 && mt[len(mt)-5:] == "+json")) {
+	if ct := r.Header.Get("Content-Type"); ct != "application/json" && !isJSONType(ct) {
 		return nil, &mantle.Error{Code: mantle.Invalid, Reason: "request.unsupported_media_type", Status: http.StatusUnsupportedMediaType,
 			Message: "send the body as application/json"}
 	}
@@ -90,3 +88,10 @@ func humanBytes(n int64) string {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// isJSONType reports whether a Content-Type header names JSON:
+// application/json or any +json type, with parameters or without.
+func isJSONType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return ct != "" && err == nil && (mt == "application/json" || len(mt) > 5 && mt[len(mt)-5:] == "+json")
+}

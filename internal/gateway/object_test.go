@@ -119,3 +119,21 @@ func BenchmarkDecodeObject(b *testing.B) {
 		}
 	})
 }
+
+func TestIsJSONType(t *testing.T) {
+	for ct, want := range map[string]bool{
+		"application/json":                true,
+		"application/json; charset=utf-8": true,
+		"Application/JSON":                true,
+		"application/merge-patch+json":    true,
+		"application/cloudevents+json":    true,
+		"text/plain":                      false,
+		"application/jsonx":               false,
+		"":                                false,
+		"application/json; =":             false,
+	} {
+		if got := isJSONType(ct); got != want {
+			t.Errorf("isJSONType(%q) = %v, want %v", ct, got, want)
+		}
+	}
+}
