@@ -49,7 +49,8 @@ func ReadObject(r *http.Request) (map[string]json.RawMessage, error) {
 	return DecodeObject(body, "the body")
 }
 
-// DecodeObject decodes a JSON object, keeping its values raw.
+// DecodeObject decodes a JSON object, keeping its values raw. The values
+// are slices of b, not copies: b must not change while they are in use.
 func DecodeObject(b []byte, what string) (map[string]json.RawMessage, error) {
 	b = bytes.TrimSpace(b)
 	if len(b) == 0 || b[0] != '{' {
