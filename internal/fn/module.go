@@ -94,6 +94,7 @@ type Failure struct {
 	Message string
 }
 
+// Error implements error.
 func (f *Failure) Error() string { return "function " + f.Kind + ": " + f.Message }
 
 // compiling holds a mutex per module (by its bytes' hash).

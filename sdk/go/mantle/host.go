@@ -17,6 +17,7 @@ type Error struct {
 	Detail string `json:"detail"`
 }
 
+// Error implements error.
 func (e *Error) Error() string { return fmt.Sprintf("%s (%d): %s", e.Reason, e.Status, e.Detail) }
 
 // NotFound reports whether err is a host call's not_found answer.
