@@ -21,8 +21,15 @@ import (
 // connections only read frames that a committed WAL-index header points
 // to, and that header is written after the sync. A write error surfaces
 // from the sync instead of the write, and SQLite rolls the transaction
-// back either way. No library offers this (ncruces/go-sqlite3's VFS
-// package is the extension point meant for it), so it is written here.
+// back either way.
+//
+// It depends on synchronous=FULL (open sets it): with NORMAL, SQLite does
+// not sync the WAL at commit, so the buffer would not be flushed before
+// other connections read the frames (a server built that way failed at
+// its first read).
+//
+// No library offers this (ncruces/go-sqlite3's VFS package is the
+// extension point meant for it), so it is written here.
 //
 // The WAL's sync at commit is also where the writer goroutine waits for
 // the disk; walFile makes it as fdatasyncHeld (walsync_linux.go) while
