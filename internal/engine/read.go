@@ -122,7 +122,7 @@ func (p *Page) AppendJSON(b []byte) []byte {
 	if p.NextCursor == "" {
 		b = append(b, "null"...)
 	} else {
-		b = strconv.AppendQuote(b, p.NextCursor)
+		b = schema.AppendString(b, p.NextCursor)
 	}
 	if p.Total >= 0 {
 		b = append(b, `,"total":`...)
@@ -226,11 +226,51 @@ func (e *Engine) Events(ctx context.Context, f store.EventFilter) (evs []*eventl
 	caller := mantle.IdentityFrom(ctx)
 	out := evs[:0]
 	for _, ev := range evs {
-		if e.CanSee(caller, ev) {
-			out = append(out, ev)
+		if v := e.EventFor(caller, ev); v != nil {
+			out = append(out, v)
 		}
 	}
 	return out, covered, nil
+}
+
+// EventFor returns the event as the caller receives it on any channel:
+// nil when the caller may not see it (CanSee); the event without its
+// previous state when the caller may view the record now but not as it
+// was (CanSeePrevious); otherwise the event itself. Every channel that
+// delivers events to a caller decides through it or through the same two
+// checks (internal/feed), so none reveals what the view rule hides.
+func (e *Engine) EventFor(caller mantle.Identity, ev *eventlog.Event) *eventlog.Event {
+	if !e.CanSee(caller, ev) {
+		return nil
+	}
+	if !e.CanSeePrevious(caller, ev) {
+		return ev.WithoutPrevious()
+	}
+	return ev
+}
+
+// CanSeePrevious reports whether the caller may view the previous state
+// an update event carries: the collection's view rule, evaluated on the
+// record as it was before the update. A post that was a draft and is now
+// published shows its new state to everyone, and its draft to nobody who
+// could not read the draft. Events without a previous state pass.
+func (e *Engine) CanSeePrevious(caller mantle.Identity, ev *eventlog.Event) bool {
+	if caller.IsAdmin() || !ev.HasPrevious() {
+		return true
+	}
+	c := e.Schema().Collection(ev.Collection)
+	if c == nil {
+		return false
+	}
+	rules := e.Rules(c)
+	if rules.Open(schema.OpView) {
+		return true
+	}
+	prev, err := ev.Previous(c)
+	if err != nil {
+		return false
+	}
+	return prev == nil || rules.CanView(caller, prev)
 }
 
 // CanSee reports whether the caller may see an event: administrators see

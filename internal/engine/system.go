@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"strings"
 
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/eventlog"
@@ -79,17 +78,15 @@ func (e *Engine) Audit(ctx context.Context, evs ...*eventlog.Event) error {
 	})
 }
 
-// reservedTypes are the event type prefixes Mantle itself emits.
-var reservedTypes = []string{"record.", "schema.", "auth.", "mantle.", "fn."}
-
 // Emit appends a custom event (from a function or an automation) with the
 // caller as its actor. The type is 3 to 128 letters, digits and ".-_",
 // with at least one dot, and not one of Mantle's own (record.*, schema.*,
-// auth.*, mantle.*, fn.*). Custom events are visible to administrators,
+// auth.*, mantle.*, fn.*, anomaly.*, points.*, replica.*, in any letter
+// case). Custom events are visible to administrators,
 // webhooks, functions and automations; data must be a JSON value (null
 // when empty).
 func (e *Engine) Emit(ctx context.Context, typ, subject string, data json.RawMessage) (int64, error) {
-	if err := checkEventType(typ); err != nil {
+	if err := eventlog.CheckCustomType(typ); err != nil {
 		return 0, err
 	}
 	if len(subject) > 256 {
@@ -106,22 +103,4 @@ func (e *Engine) Emit(ctx context.Context, typ, subject string, data json.RawMes
 		return 0, err
 	}
 	return ev.Seq, nil
-}
-
-func checkEventType(typ string) error {
-	bad := len(typ) < 3 || len(typ) > 128 || !strings.Contains(typ, ".") || strings.HasPrefix(typ, ".") || strings.HasSuffix(typ, ".")
-	for _, r := range typ {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '-' || r == '_') {
-			bad = true
-		}
-	}
-	if bad {
-		return mantle.Errorf(mantle.Invalid, "event.invalid_type", "event type %q must be 3 to 128 letters, digits and .-_ with a dot, such as order.flagged", typ)
-	}
-	for _, p := range reservedTypes {
-		if strings.HasPrefix(typ, p) {
-			return mantle.Errorf(mantle.Invalid, "event.reserved_type", "event type %q is Mantle's own (%s*); choose another prefix", typ, p)
-		}
-	}
-	return nil
 }

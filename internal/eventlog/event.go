@@ -6,6 +6,7 @@ package eventlog
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +49,8 @@ type Event struct {
 	published time.Time // when Hub.Publish had it: right after its commit
 	sse       atomic.Pointer[[]byte]
 	record    atomic.Pointer[parsed]
+	previous  atomic.Pointer[parsed]
+	bare      atomic.Pointer[Event]                // see WithoutPrevious
 	memo      [memoSlots]atomic.Pointer[memoEntry] // see Memo
 	memoMore  sync.Map                             // unique.Handle[string] → bool, beyond memoSlots
 }
@@ -121,6 +124,59 @@ func (e *Event) Record(c *schema.Collection) (*schema.Record, error) {
 	return p.rec, p.err
 }
 
+// Previous returns the record as it was before an update (nil for an event
+// that carries no previous state), parsed once per collection schema.
+func (e *Event) Previous(c *schema.Collection) (*schema.Record, error) {
+	if p := e.previous.Load(); p != nil && p.coll == c {
+		return p.rec, p.err
+	}
+	p := &parsed{coll: c}
+	var d RecordData
+	if p.err = json.Unmarshal(e.Data, &d); p.err == nil && len(d.Previous) > 0 && string(d.Previous) != "null" {
+		p.rec, p.err = c.ParseRecord(d.Previous)
+	}
+	e.previous.Store(p)
+	return p.rec, p.err
+}
+
+// HasPrevious reports whether the event carries a record's previous state
+// (a record.updated event).
+func (e *Event) HasPrevious() bool { return e.Type == RecordUpdated }
+
+// WithoutPrevious returns the event as a reader who may not view the
+// record's previous state receives it: the same envelope and record, the
+// names in changed, and no previous. It is built once per event and
+// shared, with its own rendered JSON and SSE frame, by every subscriber
+// that gets it. An event without a previous state is returned as it is.
+func (e *Event) WithoutPrevious() *Event {
+	if !e.HasPrevious() {
+		return e
+	}
+	if b := e.bare.Load(); b != nil {
+		return b
+	}
+	b := &Event{Seq: e.Seq, Type: e.Type, Collection: e.Collection, Subject: e.Subject, Time: e.Time,
+		Actor: e.Actor, published: e.published}
+	var d RecordData
+	if err := json.Unmarshal(e.Data, &d); err != nil {
+		b.Data = json.RawMessage(`null`)
+	} else {
+		if d.Changed == nil {
+			d.Changed = []string{}
+		}
+		b.Data, _ = json.Marshal(struct {
+			Record  json.RawMessage `json:"record"`
+			Changed []string        `json:"changed"`
+		}{d.Record, d.Changed})
+	}
+	b.record.Store(e.record.Load())
+	b.encoded = b.AppendJSON(nil)
+	if !e.bare.CompareAndSwap(nil, b) {
+		return e.bare.Load()
+	}
+	return b
+}
+
 // JSON returns the event as CloudEvents JSON, rendered once when the event
 // was published, so a hundred subscribers do not encode it a hundred times.
 func (e *Event) JSON() []byte {
@@ -141,8 +197,10 @@ func (e *Event) SSE() []byte {
 	b := make([]byte, 0, len(j)+len(e.Type)+40)
 	b = append(b, "id: "...)
 	b = strconv.AppendInt(b, e.Seq, 10)
-	b = append(b, "\nevent: "...)
-	b = append(b, e.Type...)
+	if !strings.ContainsAny(e.Type, "\r\n") { // a line break would end the field early
+		b = append(b, "\nevent: "...)
+		b = append(b, e.Type...)
+	}
 	b = append(b, "\ndata: "...)
 	b = append(b, j...)
 	b = append(b, "\n\n"...)
@@ -174,19 +232,19 @@ func (e *Event) AppendJSON(b []byte) []byte {
 	b = append(b, `","seq":`...)
 	b = strconv.AppendInt(b, e.Seq, 10)
 	b = append(b, `,"source":`...)
-	b = strconv.AppendQuote(b, e.Source())
+	b = schema.AppendString(b, e.Source())
 	b = append(b, `,"type":`...)
-	b = strconv.AppendQuote(b, e.Type)
+	b = schema.AppendString(b, e.Type)
 	if e.Subject != "" {
 		b = append(b, `,"subject":`...)
-		b = strconv.AppendQuote(b, e.Subject)
+		b = schema.AppendString(b, e.Subject)
 	}
 	b = append(b, `,"time":"`...)
 	b = e.Time.UTC().AppendFormat(b, schema.TimeFormat)
 	b = append(b, '"')
 	if e.Actor != "" {
 		b = append(b, `,"actor":`...)
-		b = strconv.AppendQuote(b, e.Actor)
+		b = schema.AppendString(b, e.Actor)
 	}
 	b = append(b, `,"datacontenttype":"application/json","data":`...)
 	if len(e.Data) == 0 {

@@ -26,6 +26,7 @@ type Source interface {
 	Collection(name string) (*schema.Collection, error)
 	Schema() *schema.Schema
 	CanSee(caller mantle.Identity, ev *eventlog.Event) bool
+	CanSeePrevious(caller mantle.Identity, ev *eventlog.Event) bool
 	CompileFilter(coll, src string) (query.Expr, error)
 	StoreEvents(ctx context.Context, f store.EventFilter) ([]*eventlog.Event, error)
 }
@@ -44,6 +45,7 @@ type Matcher struct {
 	exprs  map[string]query.Expr // per collection; nil: no filter
 	caller mantle.Identity
 	key    unique.Handle[string] // identity and spec: subscribers with one key share answers
+	prev   unique.Handle[string] // identity: may it view an update's previous state
 }
 
 // NewMatcher checks a spec (unknown collections are not_found, a filter
@@ -82,7 +84,22 @@ func NewMatcher(src Source, caller mantle.Identity, spec Spec) (*Matcher, error)
 	slices.Sort(roles)
 	m.key = unique.Make(strings.Join([]string{caller.ID, caller.Email, strings.Join(roles, ","),
 		strings.Join(spec.Collections, ","), strings.Join(spec.Types, ","), spec.Filter}, "\x00"))
+	m.prev = unique.Make(strings.Join([]string{"previous", caller.ID, caller.Email, strings.Join(roles, ",")}, "\x00"))
 	return m, nil
+}
+
+// View returns the event as this subscriber receives it, once Match has
+// said yes: the event itself, or, when the caller may not view the
+// record's previous state, the event without it (see
+// engine.Engine.EventFor, which decides the same for the events API).
+func (m *Matcher) View(ev *eventlog.Event) *eventlog.Event {
+	if !ev.HasPrevious() || m.caller.IsAdmin() {
+		return ev
+	}
+	if ev.Memo(m.prev, func() bool { return m.src.CanSeePrevious(m.caller, ev) }) {
+		return ev
+	}
+	return ev.WithoutPrevious()
 }
 
 // Match reports whether the subscriber receives ev.

@@ -31,6 +31,9 @@ func (f *fakeSource) CanSee(id mantle.Identity, ev *eventlog.Event) bool {
 	f.checks++
 	return id.ID == "alice"
 }
+func (f *fakeSource) CanSeePrevious(id mantle.Identity, ev *eventlog.Event) bool {
+	return false
+}
 func (f *fakeSource) CompileFilter(coll, src string) (query.Expr, error) {
 	comp, err := query.NewCompiler(f.coll)
 	if err != nil {

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/schema"
 	"gopkg.in/yaml.v3"
 )
@@ -156,8 +158,8 @@ func (p *parser) step(s *schema.Schema, what string, n *yaml.Node) schema.Action
 				st.Subject = p.expr(v, what+" subject")
 			case "type":
 				st.Type, _ = p.str(v, what+" type")
-				if !strings.Contains(st.Type, ".") || strings.HasPrefix(st.Type, "record.") || strings.HasPrefix(st.Type, "schema.") || strings.HasPrefix(st.Type, "auth.") {
-					p.errorf(v, "%s: type %q is a custom event type with a dot, such as order.flagged, not one of Mantle's own", what, st.Type)
+				if err := eventlog.CheckCustomType(st.Type); err != nil {
+					p.errorf(v, "%s: %s", what, mantle.AsError(err).Message)
 				}
 			}
 		})

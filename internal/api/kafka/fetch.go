@@ -233,6 +233,7 @@ func (c *conn) batch(ctx context.Context, topic string, offset, hw int64, limit 
 			if !m.Match(ev) {
 				continue
 			}
+			ev = m.View(ev)
 			if n == 0 {
 				first = ev.Time
 			}

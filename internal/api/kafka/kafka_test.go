@@ -34,6 +34,7 @@ collections:
     rules:
       view: "published"
       create: "true"
+      update: "true"
 `
 
 // start serves the app's log over the Kafka protocol on a free port.
@@ -326,5 +327,47 @@ func TestGroupOffsetsSurviveRestart(t *testing.T) {
 	defer b.Close()
 	if r := poll(t, b, 1)[0]; r.Offset != next[0]-1 {
 		t.Errorf("after the restart the group resumed at %d, want %d (committed through %d)", r.Offset, next[0]-1, first[4]-1)
+	}
+}
+
+// A consumer who could not view a post before it was published gets the
+// update without the previous state; an administrator's key gets it whole.
+func TestPreviousFollowsViewRule(t *testing.T) {
+	s, addr := start(t)
+	r := s.Do("POST", "/api/collections/posts/records", map[string]any{"title": "SECRET draft"}, "admin")
+	if r.Status != 201 {
+		t.Fatalf("create: %d %s", r.Status, r.Body)
+	}
+	id := r.JSON()["id"].(string)
+	if r := s.Do("PATCH", "/api/collections/posts/records/"+id, map[string]any{"title": "public", "published": true}, "admin"); r.Status != 200 {
+		t.Fatalf("publish: %d %s", r.Status, r.Body)
+	}
+	kr := s.Do("POST", "/api/keys", map[string]any{"name": "kafka", "roles": []string{"admin"}}, "admin")
+	var key struct{ Key string }
+	json.Unmarshal(kr.Body, &key)
+	for _, c := range []struct {
+		who   string
+		opts  []kgo.Opt
+		whole bool
+	}{{"anonymous", nil, false}, {"admin", []kgo.Opt{kgo.SASL(plain.Auth{User: "reader", Pass: key.Key}.AsMechanism())}, true}} {
+		cl, _ := kgo.NewClient(append(c.opts, kgo.SeedBrokers(addr), kgo.ConsumeTopics("posts"),
+			kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchMaxWait(200*time.Millisecond))...)
+		defer cl.Close()
+		var upd *kgo.Record
+		for upd == nil {
+			for _, r := range poll(t, cl, 1) {
+				if header(r, "ce_type") == "record.updated" {
+					upd = r
+				}
+			}
+		}
+		var d struct {
+			Previous json.RawMessage
+			Changed  []string
+		}
+		json.Unmarshal(upd.Value, &d)
+		if got := d.Previous != nil; got != c.whole || len(d.Changed) != 2 {
+			t.Errorf("%s got %s", c.who, upd.Value)
+		}
 	}
 }

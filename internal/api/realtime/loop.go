@@ -212,6 +212,7 @@ func (s *session) sendEvents(sub *subscription, evs []*eventlog.Event, write fun
 		if !sub.m.Match(ev) {
 			continue
 		}
+		ev = sub.m.View(ev)
 		group = append(group, ev)
 		size += len(ev.JSON())
 		if !sub.batch || size >= 1<<20 {

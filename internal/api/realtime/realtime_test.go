@@ -31,6 +31,7 @@ collections:
       list:   "published || record.author == auth.id"
       view:   "published || record.author == auth.id"
       create: "auth.id != '' && data.author == auth.id"
+      update: "record.author == auth.id"
   notes:
     fields:
       text: { type: text }
@@ -512,5 +513,41 @@ func TestPingsDuringStream(t *testing.T) {
 		if seq != start+int64(i)+1 {
 			t.Fatalf("event %d has seq %d, want %d", i, seq, start+int64(i)+1)
 		}
+	}
+}
+
+// A subscriber who could not view a post as a draft gets its publishing
+// without the draft (no previous state); its author gets the whole event.
+func TestPreviousFollowsViewRule(t *testing.T) {
+	s := apptest.Start(t, project)
+	ada, adaAuth := s.User("ada@example.com")
+	anon := dial(t, s.URL, "")
+	author := dial(t, s.URL, strings.TrimPrefix(adaAuth, "Authorization: Bearer "))
+	for _, c := range []*client{anon, author} {
+		c.send(map[string]any{"type": "subscribe", "id": "p", "collections": []string{"posts"}, "types": []string{"record.updated"}})
+		c.next()
+	}
+	r := s.Do("POST", "/api/collections/posts/records", map[string]any{"title": "t", "body": "SECRET draft", "author": ada}, adaAuth)
+	if r.Status != 201 {
+		t.Fatal(r.Status)
+	}
+	id := r.JSON()["id"].(string)
+	if r := s.Do("PATCH", "/api/collections/posts/records/"+id, map[string]any{"body": "public", "published": true}, adaAuth); r.Status != 200 {
+		t.Fatal(r.Status)
+	}
+	raw := func(c *client) string {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, b, err := c.c.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	if m := raw(anon); strings.Contains(m, "SECRET") || strings.Contains(m, `"previous"`) || !strings.Contains(m, `"changed":["body","published"]`) {
+		t.Errorf("anonymous got %s", m)
+	}
+	if m := raw(author); !strings.Contains(m, `"previous"`) || !strings.Contains(m, "SECRET draft") {
+		t.Errorf("the author got %s", m)
 	}
 }

@@ -130,7 +130,7 @@ func (h *handler) tail(ctx context.Context, out sseOut, m *feed.Matcher, cur *fe
 		frames = frames[:0]
 		for _, ev := range evs {
 			if m.Match(ev) {
-				frames = append(frames, ev.SSE())
+				frames = append(frames, m.View(ev).SSE())
 			}
 		}
 		if out.send(frames...) != nil {
