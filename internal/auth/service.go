@@ -85,6 +85,12 @@ func New(ctx context.Context, eng *engine.Engine, keys *Keyset, cfg Config) (*Se
 // Keys returns the signing keys.
 func (s *Service) Keys() *Keyset { return s.keys }
 
+// AdminID is the identity of the admin secret (MANTLE_ADMIN_TOKEN), the
+// actor of what it does. The colon keeps it out of the record ids' alphabet,
+// so no user, key or record can ever have it; the other system identities
+// (fn:NAME, automation:NAME, webhook:NAME) share that form.
+const AdminID = "mantle:admin"
+
 // Credential says how a caller authenticated.
 type Credential struct {
 	Kind    string    // "user", "apikey" or "admin"; empty when anonymous
@@ -133,7 +139,7 @@ func (s *Service) Authenticate(ctx context.Context, header string) (mantle.Ident
 			"the Authorization header must be `Bearer <access token or API key>`")
 	}
 	if s.cfg.AdminToken != "" && subtle.ConstantTimeCompare([]byte(token), []byte(s.cfg.AdminToken)) == 1 {
-		return mantle.Identity{ID: "admin", Roles: []string{"admin"}}, Credential{Kind: "admin"}, nil
+		return mantle.Identity{ID: AdminID, Roles: []string{"admin"}}, Credential{Kind: "admin"}, nil
 	}
 	if strings.HasPrefix(token, apiKeyPrefix) {
 		id, exp, err := s.verifyAPIKey(ctx, token)

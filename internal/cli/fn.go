@@ -105,7 +105,7 @@ func invokeLocal(ctx context.Context, cfg config.Config, name string, data []byt
 		return fmt.Errorf("the project has no function %q", name)
 	}
 	start := time.Now()
-	res, err := a.Funcs.Invoke(mantle.WithIdentity(ctx, mantle.Identity{ID: "cli", Roles: []string{"admin"}}), name, data)
+	res, err := a.Funcs.Invoke(mantle.WithIdentity(ctx, mantle.Identity{ID: "mantle:cli", Roles: []string{"admin"}}), name, data)
 	elapsed := time.Since(start)
 	if lines, lerr := a.Funcs.Logs(name, 0, 1000); lerr == nil {
 		for _, l := range lines {

@@ -160,6 +160,12 @@ func (e *Engine) prepare(id mantle.Identity, op Op, pfx string) (prepared, error
 		now := e.now()
 		p.rec = &schema.Record{ID: mantle.NewID(), CreatedAt: now, UpdatedAt: now, Version: 1, Data: p.data}
 		if given, ok := p.data[schema.ColID].(string); ok {
+			if c.Name == schema.UsersCollection {
+				// A chosen user id could be a deleted user's (inheriting
+				// their records) or look like a system identity.
+				return p, mantle.FieldError("record.id_not_allowed", "user ids are chosen by the server",
+					map[string]string{pfx + schema.ColID: "chosen by the server for users"})
+			}
 			p.rec.ID = given
 			delete(p.data, schema.ColID)
 		}

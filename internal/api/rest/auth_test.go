@@ -224,3 +224,32 @@ func TestGeneralRateLimit(t *testing.T) {
 		t.Errorf("the admin's first request: %d", r.Status)
 	}
 }
+
+// Nobody chooses a user id: not at sign-up, not through the records API,
+// not an administrator. The admin secret acts as an identity no user can
+// have.
+func TestUserIDsAreTheServers(t *testing.T) {
+	s := apptest.Start(t, ruled)
+	for _, id := range []string{"admin", "mantle:admin", "victim01"} {
+		r := s.Do("POST", "/api/auth/signup", map[string]any{"id": id, "email": "e-" + strings.ReplaceAll(id, ":", "") + "@example.com", "password": "correct horse"})
+		if r.Status != 400 || (id != "mantle:admin" && r.JSON()["reason"] != "record.id_not_allowed") {
+			t.Errorf("signup with id %q: %d %s", id, r.Status, r.Body)
+		}
+	}
+	if r := s.Do("POST", "/api/collections/users/records", map[string]any{"id": "admin", "email": "x@example.com"}, "admin"); r.Status != 400 {
+		t.Errorf("an administrator chose a user id: %d %s", r.Status, r.Body)
+	}
+	// A deleted user's id stays gone: a new account with the same email gets a new id.
+	old := s.SignUp("carol@example.com", "correct horse")
+	if r := s.Do("DELETE", "/api/collections/users/records/"+old, nil, "admin"); r.Status != 204 {
+		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	if again := s.SignUp("carol@example.com", "correct horse"); again == old || again == "" {
+		t.Errorf("the new account has id %q, the deleted one had %q", again, old)
+	}
+	// The admin secret's writes carry its reserved identity.
+	r := s.Do("GET", "/api/events?types=record.deleted", nil, "admin")
+	if !strings.Contains(string(r.Body), `"actor":"mantle:admin"`) {
+		t.Errorf("the admin secret's actor: %s", r.Body)
+	}
+}

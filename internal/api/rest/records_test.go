@@ -109,7 +109,7 @@ func TestAdminWritesRecordActor(t *testing.T) {
 	s := apptest.Start(t, blog)
 	s.Do("POST", "/api/collections/secrets/records", `{"value":"x"}`, "admin")
 	r := s.Do("GET", "/api/events?types=record.created", nil, "admin")
-	if !strings.Contains(string(r.Body), `"actor":"admin"`) {
+	if !strings.Contains(string(r.Body), `"actor":"mantle:admin"`) {
 		t.Errorf("admin write has no actor: %s", r.Body)
 	}
 }

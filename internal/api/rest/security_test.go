@@ -178,7 +178,7 @@ func TestPrivilegeEscalationThroughData(t *testing.T) {
 			Body: `{"roles":["editor"]}`, Status: 200, Events: []string{"record.updated users", "auth.roles_changed /auth"},
 			Check: func(t *testing.T, r *apptest.Response) {
 				evs := s.Do("GET", "/api/events?types=auth.roles_changed", nil, "admin")
-				if !strings.Contains(string(evs.Body), `"to":["editor"]`) || !strings.Contains(string(evs.Body), `"actor":"admin"`) {
+				if !strings.Contains(string(evs.Body), `"to":["editor"]`) || !strings.Contains(string(evs.Body), `"actor":"mantle:admin"`) {
 					t.Errorf("roles_changed event: %s", evs.Body)
 				}
 			}},
