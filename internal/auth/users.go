@@ -3,7 +3,6 @@ package auth
 import (
 	"context"
 	"encoding/json"
-	"net/mail"
 	"strings"
 
 	"github.com/mantlehq/mantle"
@@ -42,11 +41,11 @@ func (s *Service) loadUser(ctx context.Context, id string) (user, error) {
 	return userOf(c, r), nil
 }
 
-// NormalizeEmail trims and lower-cases an address and checks its form.
+// NormalizeEmail trims and lower-cases an address and checks its form
+// (schema.NormalizeEmail), as an auth.invalid_email error.
 func NormalizeEmail(email string) (string, error) {
-	e := strings.ToLower(strings.TrimSpace(email))
-	a, err := mail.ParseAddress(e)
-	if err != nil || a.Address != e || len(e) > 320 {
+	e, ok := schema.NormalizeEmail(email)
+	if !ok {
 		return "", mantle.FieldError("auth.invalid_email", "email is not a valid address", map[string]string{"email": "not a valid address"})
 	}
 	return e, nil

@@ -154,6 +154,9 @@ func (e *Engine) prepare(id mantle.Identity, op Op, pfx string) (prepared, error
 		if err := protectRoles(id, op, c, p.data, pfx); err != nil {
 			return p, err
 		}
+		if err := normalizeUser(c, p.data, pfx); err != nil {
+			return p, err
+		}
 		if err := e.allow(id, op, c, schema.OpCreate, nil, p.data); err != nil {
 			return p, err
 		}
@@ -182,6 +185,9 @@ func (e *Engine) prepare(id mantle.Identity, op Op, pfx string) (prepared, error
 		if err := protectRoles(id, op, c, p.data, pfx); err != nil {
 			return p, err
 		}
+		if err := normalizeUser(c, p.data, pfx); err != nil {
+			return p, err
+		}
 	case Delete:
 		if !mantle.ValidID(op.ID) {
 			return p, notFound(c, op.ID)
@@ -190,6 +196,19 @@ func (e *Engine) prepare(id mantle.Identity, op Op, pfx string) (prepared, error
 		return p, mantle.Errorf(mantle.Invalid, "batch.invalid_op", "op must be create, update or delete, not %q", op.Kind)
 	}
 	return p, nil
+}
+
+// normalizeUser checks and normalises the built-in fields of a user
+// (email, roles) on every path that writes one: sign-up, the records API,
+// the CLI, OIDC, functions and automations.
+func normalizeUser(c *schema.Collection, data map[string]any, pfx string) error {
+	if c.Name != schema.UsersCollection {
+		return nil
+	}
+	if problems := schema.NormalizeUser(data, pfx); problems != nil {
+		return mantle.FieldError("record.validation", "a user's built-in fields are not valid", problems)
+	}
+	return nil
 }
 
 // protectRoles keeps users from granting themselves roles: the roles of

@@ -2,6 +2,7 @@ package rest_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -251,5 +252,37 @@ func TestUserIDsAreTheServers(t *testing.T) {
 	r := s.Do("GET", "/api/events?types=record.deleted", nil, "admin")
 	if !strings.Contains(string(r.Body), `"actor":"mantle:admin"`) {
 		t.Errorf("the admin secret's actor: %s", r.Body)
+	}
+}
+
+// A user's email and roles are checked and normalised on every path that
+// writes them, not only at sign-up.
+func TestUserFieldsValidated(t *testing.T) {
+	s := apptest.Start(t, ruled)
+	s.SignUp("carol@example.com", "correct horse")
+	dave, daveAuth := s.User("dave@example.com")
+	patch := func(body map[string]any, who string) *apptest.Response {
+		return s.Do("PATCH", "/api/collections/users/records/"+dave, body, who)
+	}
+	if r := patch(map[string]any{"email": "Not An Email"}, daveAuth); r.Status != 400 || !strings.Contains(string(r.Body), `"email"`) {
+		t.Errorf("a malformed email: %d %s", r.Status, r.Body)
+	}
+	if r := patch(map[string]any{"email": " Carol@Example.com "}, daveAuth); r.Status != 409 {
+		t.Errorf("another user's email in other case: %d %s", r.Status, r.Body)
+	}
+	if r := patch(map[string]any{"email": " Dave.New@Example.COM "}, daveAuth); r.Status != 200 || r.JSON()["email"] != "dave.new@example.com" {
+		t.Errorf("a new email is stored normalised: %d %s", r.Status, r.Body)
+	}
+	s.Login("DAVE.NEW@example.com", "password-dave@example.com") // sign-in folds case too
+	if r := s.Do("POST", "/api/collections/users/records", map[string]any{"email": "CAROL@example.com"}, "admin"); r.Status != 409 {
+		t.Errorf("an administrator created a second carol: %d %s", r.Status, r.Body)
+	}
+	for _, roles := range []any{map[string]any{"evil": 1}, "admin", []any{1}, []any{""}, []any{"a b"}} {
+		if r := patch(map[string]any{"roles": roles}, "admin"); r.Status != 400 || !strings.Contains(string(r.Body), `"roles"`) {
+			t.Errorf("roles %v: %d %s", roles, r.Status, r.Body)
+		}
+	}
+	if r := patch(map[string]any{"roles": []string{"editor", "billing", "editor"}}, "admin"); r.Status != 200 || fmt.Sprint(r.JSON()["roles"]) != "[billing editor]" {
+		t.Errorf("roles are kept as a sorted set: %d %s", r.Status, r.Body)
 	}
 }
