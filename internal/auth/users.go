@@ -51,18 +51,6 @@ func NormalizeEmail(email string) (string, error) {
 	return e, nil
 }
 
-func checkPassword(pw string) error {
-	switch n := len([]rune(pw)); {
-	case n < MinPasswordLength:
-		return mantle.FieldError("auth.weak_password", "the password must have at least 8 characters",
-			map[string]string{"password": "at least 8 characters"})
-	case len(pw) > MaxPasswordLength:
-		return mantle.FieldError("auth.weak_password", "the password is longer than 1024 bytes",
-			map[string]string{"password": "at most 1024 bytes"})
-	}
-	return nil
-}
-
 // SignupInput is a sign-up: the password and the user's fields.
 type SignupInput struct {
 	Password string
@@ -139,7 +127,7 @@ var errLogin = mantle.Errorf(mantle.Unauthenticated, "auth.invalid_credentials",
 // email and a wrong password get the same answer after the same work.
 func (s *Service) Login(ctx context.Context, email, password, ip string) (*Tokens, error) {
 	key := strings.ToLower(strings.TrimSpace(email))
-	if err := s.throttle.login(ip, key); err != nil {
+	if err := s.throttle.login(ctx, ip, key); err != nil {
 		return nil, err
 	}
 	u, ok := s.checkPassword(ctx, key, password)

@@ -9,14 +9,26 @@ import (
 	"net/netip"
 	"net/url"
 	"syscall"
+
+	"code.dny.dev/ssrf"
 )
 
 // cgnat is RFC 6598 shared address space, not covered by IsPrivate.
 var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 
+// special is the rest of the IANA special-purpose registries (IPv4 and
+// IPv6) as code.dny.dev/ssrf generates them from IANA's files: this
+// network (0.0.0.0/8), IETF protocol assignments (192.0.0.0/24, 2001::/23
+// with Teredo), benchmarking (198.18.0.0/15), documentation, AS112, AMT,
+// 6to4 (2002::/16 and its relay anycast), reserved (240.0.0.0/4), and,
+// for IPv6, everything outside global unicast (2000::/3), NAT64's
+// 64:ff9b::/96 among it. Ports and networks are the dialer's business.
+var special = ssrf.New(ssrf.WithAnyPort(), ssrf.WithAnyNetwork())
+
 // forbidden reports why an address must not be called from the server:
 // loopback, private, link-local (cloud metadata lives there), CGNAT,
-// unspecified and multicast addresses reach the server's own network.
+// unspecified and multicast addresses reach the server's own network, and
+// every other special-purpose address (see special) is no public host.
 func forbidden(ip netip.Addr) string {
 	ip = ip.Unmap()
 	switch {
@@ -30,6 +42,8 @@ func forbidden(ip netip.Addr) string {
 		return "unspecified"
 	case ip.IsMulticast(), ip.IsInterfaceLocalMulticast():
 		return "multicast"
+	case special.SafeAddr(ip) != nil:
+		return "special-purpose"
 	}
 	return ""
 }

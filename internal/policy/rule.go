@@ -56,7 +56,7 @@ func baseOptions() []cel.EnvOption {
 		cel.Macros(ruleHas, parser.AllMacro, parser.ExistsMacro, parser.ExistsOneMacro,
 			parser.MapMacro, parser.MapFilterMacro, parser.FilterMacro),
 		cel.ParserRecursionLimit(48),
-		cel.ParserExpressionSizeLimit(1024),
+		cel.ParserExpressionSizeLimit(MaxRuleLength),
 		cel.CrossTypeNumericComparisons(true),
 		cel.EnableMacroCallTracking(),
 		cel.Variable(varAuth, cel.MapType(cel.StringType, cel.DynType)),

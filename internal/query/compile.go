@@ -59,7 +59,7 @@ func NewCompiler(c *schema.Collection) (*Compiler, error) {
 		cel.ClearMacros(),
 		cel.Macros(identHas),
 		cel.ParserRecursionLimit(32),
-		cel.ParserExpressionSizeLimit(512),
+		cel.ParserExpressionSizeLimit(MaxFilterLength), // code points; the byte limit is checked first
 		cel.Function(hasFunc, cel.Overload(hasFunc+"_string", []*cel.Type{cel.StringType}, cel.BoolType)),
 	}
 	for _, name := range []string{schema.ColID, schema.ColCreatedAt, schema.ColUpdatedAt, schema.ColVersion} {

@@ -1,6 +1,7 @@
 package query_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -73,4 +74,31 @@ func FuzzCompile(f *testing.F) {
 			t.Fatalf("%q: e and !e agree on an empty record", src)
 		}
 	})
+}
+
+// The documented limits are the ones enforced: up to 4,096 bytes, 100
+// `in` values and 32 levels pass; one more of any is refused.
+func TestDocumentedLimits(t *testing.T) {
+	comp := compiler(t)
+	ids := make([]string, 101)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%q", fmt.Sprintf("01jd3xk9v6q8w2m4n5p7r9s%03d", i))
+	}
+	in100 := "name in [" + strings.Join(ids[:100], ", ") + "]"
+	long := in100 + strings.Repeat(" ", query.MaxFilterLength-len(in100))
+	nested := func(n int) string { return strings.Repeat("(", n) + "n > 1" + strings.Repeat(")", n) }
+	for _, c := range []struct {
+		src string
+		ok  bool
+	}{
+		{in100, true}, {"name in [" + strings.Join(ids, ", ") + "]", false},
+		{long, true}, {long + " ", false},
+		{nested(30), true}, {nested(40), false},
+		{`name == "` + strings.Repeat("ü", 1000) + `"`, true}, // 2,012 bytes, 1,012 code points
+	} {
+		_, err := comp.Compile(c.src)
+		if (err == nil) != c.ok {
+			t.Errorf("%d bytes (%.30q…): %v, want ok=%v", len(c.src), c.src, err, c.ok)
+		}
+	}
 }

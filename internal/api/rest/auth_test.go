@@ -1,8 +1,12 @@
 package rest_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -63,7 +67,7 @@ func TestSignupLoginRefreshLogout(t *testing.T) {
 		{Name: "signup choosing roles", Method: "POST", Path: "/api/auth/signup",
 			Body: `{"email":"c@example.com","password":"12345678","roles":["admin"]}`, Status: 403, Code: "permission_denied", Reason: "auth.roles_protected"},
 		{Name: "signup unknown field", Method: "POST", Path: "/api/auth/signup",
-			Body: `{"email":"d@example.com","password":"12345678","bogus":1}`, Status: 400, Reason: "record.validation", Fields: []string{"bogus"}},
+			Body: `{"email":"d@example.com","password":"a fine passphrase","bogus":1}`, Status: 400, Reason: "record.validation", Fields: []string{"bogus"}},
 		{Name: "signup without password", Method: "POST", Path: "/api/auth/signup",
 			Body: `{"email":"e@example.com"}`, Status: 400, Reason: "auth.invalid_request", Fields: []string{"password"}},
 		{Name: "login", Method: "POST", Path: "/api/auth/login", Body: `{"email":"ADA@example.com","password":"correct horse"}`, Status: 200,
@@ -183,14 +187,17 @@ func TestAPIKeys(t *testing.T) {
 	})
 }
 
-// Sign-in is throttled per account and per IP address.
+// Sign-in is throttled per address, and per account from each address:
+// guessing from one address is stopped, and the account's owner, at
+// another address, still signs in (slowed down, never locked out).
 func TestSignInThrottle(t *testing.T) {
-	s := apptest.StartConfig(t, ruled, func(c *config.Config) { c.SignInLimit = 6 }) // 3 per account
-	try := func(email string, status int) {
+	s := apptest.StartConfig(t, ruled, func(c *config.Config) { c.SignInLimit = 6 }) // 3 per account and address
+	s.SignUp("a@example.com", "correct horse")
+	try := func(from, email, password string, status int) {
 		t.Helper()
-		r := s.Do("POST", "/api/auth/login", map[string]string{"email": email, "password": "wrong password"})
+		r := loginFrom(t, s, from, email, password)
 		if r.Status != status {
-			t.Fatalf("login %s: %d, want %d: %s", email, r.Status, status, r.Body)
+			t.Fatalf("login %s from %s: %d, want %d: %s", email, from, r.Status, status, r.Body)
 		}
 		if status == 429 {
 			apptest.CheckProblem(t, r, "rate_limited", "auth.throttled", nil)
@@ -200,12 +207,35 @@ func TestSignInThrottle(t *testing.T) {
 		}
 	}
 	for i := 0; i < 3; i++ {
-		try("a@example.com", 401)
+		try("127.0.0.1", "a@example.com", "wrong password", 401)
 	}
-	try("a@example.com", 429) // the account's limit
-	try("b@example.com", 401) // another account from the same IP still gets through
-	try("b@example.com", 401)
-	try("c@example.com", 429) // the IP's limit: 6 attempts
+	try("127.0.0.1", "a@example.com", "wrong password", 429) // the account's limit from this address
+	try("127.0.0.1", "b@example.com", "wrong password", 401) // another account from the same address still gets through
+	try("127.0.0.1", "b@example.com", "wrong password", 401)
+	try("127.0.0.1", "c@example.com", "wrong password", 429) // the address's limit: 6 attempts
+	// An attacker rotating addresses uses up the account's overall
+	// allowance (15 a minute here) ...
+	for i := 0; i < 12; i++ {
+		try(fmt.Sprintf("127.0.1.%d", i/3+1), "a@example.com", "wrong password", 401)
+	}
+	// ... and the owner, from an address of their own, still signs in.
+	try("127.0.2.1", "a@example.com", "correct horse", 200)
+}
+
+// loginFrom signs in from a loopback address of the caller's choosing.
+func loginFrom(t *testing.T, s *apptest.Server, from, email, password string) *apptest.Response {
+	t.Helper()
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}}
+	c := &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}
+	defer c.CloseIdleConnections()
+	body, _ := json.Marshal(map[string]string{"email": email, "password": password})
+	resp, err := c.Post(s.URL+"/api/auth/login", "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return &apptest.Response{Status: resp.StatusCode, Header: resp.Header, Body: b}
 }
 
 // The general rate limit counts per identity, or per IP when anonymous.
@@ -284,5 +314,14 @@ func TestUserFieldsValidated(t *testing.T) {
 	}
 	if r := patch(map[string]any{"roles": []string{"editor", "billing", "editor"}}, "admin"); r.Status != 200 || fmt.Sprint(r.JSON()["roles"]) != "[billing editor]" {
 		t.Errorf("roles are kept as a sorted set: %d %s", r.Status, r.Body)
+	}
+}
+
+// Sign-up refuses common and blank passwords with the field named.
+func TestWeakPasswordsRefused(t *testing.T) {
+	s := apptest.Start(t, ruled)
+	for i, pw := range []string{"password1", "Qwerty123", "         ", "1234567890"} {
+		r := s.Do("POST", "/api/auth/signup", map[string]any{"email": fmt.Sprintf("w%d@example.com", i), "password": pw})
+		apptest.CheckProblem(t, r, "invalid", "auth.weak_password", []string{"password"})
 	}
 }
