@@ -9,15 +9,15 @@ import (
 
 func TestPasswordPolicy(t *testing.T) {
 	for pw, want := range map[string]string{
-		"correct horse battery": "",
-		"Tr0ub4dor&3x":          "",
-		"short":                 "at least 8 characters",
-		"password":              "a common password",
-		"PassWord1":             "a common password",
-		"qwertyuiop":            "a common password",
-		"iloveyou":              "a common password",
-		"          ":            "not only white space",
-		"\t\n  \u00a0\u2003  \t": "not only white space",
+		"correct horse battery":   "",
+		"Tr0ub4dor&3x":            "",
+		"short":                   "at least 8 characters",
+		"password":                "a common password",
+		"PassWord1":               "a common password",
+		"qwertyuiop":              "a common password",
+		"iloveyou":                "a common password",
+		"          ":              "not only white space",
+		"\t\n  \u00a0\u2003  \t":  "not only white space",
 		strings.Repeat("x", 1025): "at most 1024 bytes",
 	} {
 		got := ""
