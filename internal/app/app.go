@@ -207,6 +207,9 @@ func (a *App) ApplyProject(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if len(p.OIDC) > 0 && a.Config.PublicURL == "" {
+		return errors.New("the project configures OIDC sign-in, which needs the server's public URL for its callbacks: set --public-url (MANTLE_PUBLIC_URL), such as https://api.example.com")
+	}
 	a.Auth.SetOIDC(p.OIDC, func(name string) string { return auth.OIDCSecret(a.Config.Data, name) })
 	ran, skipped, err := a.Engine.Apply(ctx, p.Schema, engine.SafeOnly)
 	if err != nil {
@@ -216,6 +219,9 @@ func (a *App) ApplyProject(ctx context.Context) error {
 		for _, st := range ran.Steps {
 			a.Log.Info("applied", "step", st.String())
 		}
+	}
+	if err := a.Auth.SweepOIDCStates(ctx); err != nil {
+		a.Log.Warn("could not delete the pending OIDC sign-ins of an older version", "err", err)
 	}
 	a.webhooks = p.Webhooks // checked (SSRF guard) and started by StartWorkers
 	a.functions = p.Functions

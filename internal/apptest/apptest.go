@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -120,10 +121,18 @@ func tryStartWith(t testing.TB, dir, data string, set func(*config.Config), befo
 	if os.Getenv("MANTLE_TEST_STORE") == "postgres" {
 		cfg.Store = postgresStore(t, data)
 	}
+	// The listener comes first, so the server knows its public URL (OIDC
+	// callbacks are built from it, never from the Host header).
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	cfg.PublicURL = "http://" + ln.Addr().String()
 	if set != nil {
 		set(&cfg)
 	}
 	if err := cfg.Validate(); err != nil {
+		ln.Close()
 		return nil, err
 	}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -133,9 +142,11 @@ func tryStartWith(t testing.TB, dir, data string, set func(*config.Config), befo
 	ctx := context.Background()
 	a, err := app.Open(ctx, cfg, log)
 	if err != nil {
+		ln.Close()
 		return nil, err
 	}
 	if err := a.ApplyProject(ctx); err != nil {
+		ln.Close()
 		a.Close()
 		return nil, err
 	}
@@ -143,10 +154,14 @@ func tryStartWith(t testing.TB, dir, data string, set func(*config.Config), befo
 		before(a)
 	}
 	if err := a.StartWorkers(ctx); err != nil {
+		ln.Close()
 		a.Close()
 		return nil, err
 	}
-	hs := httptest.NewServer(a.Handler())
+	hs := httptest.NewUnstartedServer(a.Handler())
+	hs.Listener.Close()
+	hs.Listener = ln
+	hs.Start()
 	s := &Server{URL: hs.URL, App: a, Dir: dir, Data: data, http: hs, t: t, client: hs.Client()}
 	t.Cleanup(s.Close)
 	return s, nil

@@ -2,12 +2,14 @@ package auth
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -23,11 +25,23 @@ import (
 	"golang.org/x/oauth2"
 )
 
-// Secret kinds of OIDC sign-in.
-const (
-	KindOIDCState = "oidc_state" // state → a pending sign-in (single use, 10 minutes)
-	KindIdentity  = "identity"   // provider|subject → user id
-)
+// KindIdentity is the secret kind of OIDC identity links: provider|subject
+// → user id.
+const KindIdentity = "identity"
+
+// KindOIDCState was the secret kind of pending sign-ins, before they moved
+// into a sealed cookie; rows of it left by older versions are swept at
+// start.
+const KindOIDCState = "oidc_state"
+
+// MaxRedirectLength bounds the app URL a sign-in returns to.
+const MaxRedirectLength = 2048
+
+// OIDCCookie is the cookie that carries a pending sign-in, sealed, from
+// its start to the provider's callback: the server keeps nothing per
+// started sign-in, and the sign-in is bound to the browser that started
+// it (a callback URL sent to someone else signs nobody in).
+const OIDCCookie = "mantle_oidc"
 
 // oidcStateTTL is how long a user has to finish signing in at the
 // provider.
@@ -45,6 +59,7 @@ type oidcProvider struct {
 
 // pending is a sign-in between its start and the provider's callback.
 type pending struct {
+	State    string    `json:"state"` // also the state parameter
 	Provider string    `json:"provider"`
 	Nonce    string    `json:"nonce"`
 	Verifier string    `json:"verifier"` // the PKCE code verifier
@@ -129,11 +144,25 @@ func (p *oidcProvider) oauth(pr *oidc.Provider, callback string) *oauth2.Config 
 
 // allowedRedirect reports whether the app may be sent to u after sign-in:
 // u must start with one of the provider's redirects (same scheme and host,
-// and the path below the listed one).
+// and the path below the listed one). The path must already be clean (no
+// "." or ".." segments, no empty segments, no escaped bytes in it, no
+// backslash), so /app/../evil cannot pass as being under /app.
 func (p *oidcProvider) allowedRedirect(u string) bool {
-	target, err := url.Parse(u)
-	if err != nil || target.User != nil || target.Fragment != "" {
+	if len(u) > MaxRedirectLength || strings.ContainsAny(u, "\\\x00\r\n\t") {
 		return false
+	}
+	target, err := url.Parse(u)
+	if err != nil || target.User != nil || target.Fragment != "" || target.Opaque != "" || target.RawPath != "" {
+		return false
+	}
+	if p := target.Path; p != "" {
+		clean := path.Clean(p)
+		if strings.HasSuffix(p, "/") && clean != "/" {
+			clean += "/"
+		}
+		if clean != p {
+			return false
+		}
 	}
 	for _, r := range p.cfg.Redirects {
 		base, err := url.Parse(r)
@@ -148,47 +177,47 @@ func (p *oidcProvider) allowedRedirect(u string) bool {
 	return false
 }
 
-// OIDCStart begins a sign-in: it records a single-use state with a nonce
-// and a PKCE verifier, and returns the provider's authorization URL.
-// callback is this server's callback URL; redirect, if not empty, is the
+// OIDCStart begins a sign-in from the address ip: it makes a state, a
+// nonce and a PKCE verifier, and returns the provider's authorization URL
+// and the sealed pending sign-in for the OIDCCookie. Starts are throttled
+// per address like sign-ins. callback is this server's callback URL (from
+// the public URL, never from the request); redirect, if not empty, is the
 // app URL to return to and must be one the provider's config allows.
-func (s *Service) OIDCStart(ctx context.Context, name, callback, redirect string) (string, error) {
+func (s *Service) OIDCStart(ctx context.Context, name, callback, redirect, ip string) (authURL, cookie string, err error) {
 	p, err := s.oidcProvider(name)
 	if err != nil {
-		return "", err
+		return "", "", err
+	}
+	if err := s.throttle.check("sign-in", s.throttle.oidcIP, ip); err != nil {
+		return "", "", err
 	}
 	if redirect != "" && !p.allowedRedirect(redirect) {
-		return "", mantle.Errorf(mantle.Invalid, "auth.oidc_redirect", "redirect %q is not one of the provider's redirects", redirect)
+		return "", "", mantle.Errorf(mantle.Invalid, "auth.oidc_redirect", "redirect %.200q is not under one of the provider's redirects (a clean path of at most %d bytes)", redirect, MaxRedirectLength)
 	}
 	pr, err := p.discover(ctx)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	state, nonce, verifier := randomSecret(), randomSecret(), oauth2.GenerateVerifier()
-	raw, _ := json.Marshal(pending{Provider: name, Nonce: nonce, Verifier: verifier, Callback: callback,
-		Redirect: redirect, Expires: s.cfg.Now().Add(oidcStateTTL)})
-	if err := s.eng.Transact(ctx, func(tx store.Tx) error { return tx.PutSecret(KindOIDCState, state, raw) }); err != nil {
-		return "", err
+	st := pending{State: randomSecret(), Provider: name, Nonce: randomSecret(), Verifier: oauth2.GenerateVerifier(), Callback: callback,
+		Redirect: redirect, Expires: s.cfg.Now().Add(oidcStateTTL)}
+	raw, _ := json.Marshal(st)
+	if cookie, err = s.keys.seal(OIDCCookie, raw); err != nil {
+		return "", "", err
 	}
-	s.sweepStates(ctx)
-	return p.oauth(pr, callback).AuthCodeURL(state, oidc.Nonce(nonce), oauth2.S256ChallengeOption(verifier)), nil
+	return p.oauth(pr, callback).AuthCodeURL(st.State, oidc.Nonce(st.Nonce), oauth2.S256ChallengeOption(st.Verifier)), cookie, nil
 }
 
-// sweepStates drops abandoned sign-ins now and then.
-func (s *Service) sweepStates(ctx context.Context) {
-	if s.starts.Add(1)%100 != 0 {
-		return
-	}
+// SweepOIDCStates deletes the pending sign-ins that older versions kept in
+// the store.
+func (s *Service) SweepOIDCStates(ctx context.Context) error {
 	all, err := s.eng.Secrets(ctx, KindOIDCState)
-	if err != nil {
-		return
+	if err != nil || len(all) == 0 {
+		return err
 	}
-	now := s.cfg.Now()
-	s.eng.Transact(ctx, func(tx store.Tx) error {
-		for k, raw := range all {
-			var st pending
-			if json.Unmarshal(raw, &st) != nil || now.After(st.Expires) {
-				tx.DeleteSecret(KindOIDCState, k)
+	return s.eng.Transact(ctx, func(tx store.Tx) error {
+		for k := range all {
+			if _, err := tx.DeleteSecret(KindOIDCState, k); err != nil {
+				return err
 			}
 		}
 		return nil
@@ -205,29 +234,24 @@ type OIDCResult struct {
 	Redirect string // the app URL to return to, if the sign-in named one
 }
 
-// OIDCCallback finishes a sign-in: it takes the state (once), exchanges
+// OIDCCallback finishes a sign-in: it opens the sealed pending sign-in of
+// the browser's cookie, checks the state against it, exchanges
 // the code with the PKCE verifier, verifies the ID token against the
 // provider's keys (issuer, audience, expiry) and the nonce, and signs in
 // the user with that verified email, creating or linking the account.
-func (s *Service) OIDCCallback(ctx context.Context, name, code, state, ip string) (*OIDCResult, error) {
+func (s *Service) OIDCCallback(ctx context.Context, name, code, state, sealed, ip string) (*OIDCResult, error) {
 	p, err := s.oidcProvider(name)
 	if err != nil {
 		return nil, err
 	}
 	var st pending
-	err = s.eng.Transact(ctx, func(tx store.Tx) error {
-		raw, err := tx.Secret(KindOIDCState, state)
-		if err != nil {
-			return oidcFailed("unknown or used sign-in state; start again")
-		}
-		if _, err := tx.DeleteSecret(KindOIDCState, state); err != nil {
-			return err
-		}
-		return json.Unmarshal(raw, &st)
-	})
+	raw, err := s.keys.open(OIDCCookie, sealed)
+	if sealed == "" || err != nil || json.Unmarshal(raw, &st) != nil {
+		return nil, oidcFailed("no sign-in was started in this browser (its cookie is missing or altered); start again")
+	}
 	switch {
-	case err != nil:
-		return nil, err
+	case subtle.ConstantTimeCompare([]byte(st.State), []byte(state)) != 1:
+		return nil, oidcFailed("the state does not match the sign-in this browser started; start again")
 	case st.Provider != name:
 		return nil, oidcFailed("the sign-in was started with another provider")
 	case s.cfg.Now().After(st.Expires):

@@ -33,7 +33,7 @@ const (
 )
 
 // SecretKinds lists every kind auth stores, for tools that copy a store.
-var SecretKinds = []string{KindPassword, KindSession, KindAPIKey}
+var SecretKinds = []string{KindPassword, KindSession, KindAPIKey, KindIdentity, StoredKeysKind}
 
 // Config tunes the service. Zero values take the defaults.
 type Config struct {
@@ -60,7 +60,6 @@ type Service struct {
 
 	oidcMu  sync.RWMutex
 	oidc    map[string]*oidcProvider
-	starts  atomic.Int64 // OIDC sign-ins started, to sweep old states now and then
 	signins atomic.Int64 // sessions started, to sweep dead sessions now and then
 }
 

@@ -26,6 +26,7 @@ type ThrottleConfig struct {
 
 type throttles struct {
 	loginIP, loginPair, loginAccount, signupIP, signupAccount *gateway.Limiter
+	oidcIP                                                    *gateway.Limiter // OIDC sign-ins started, per address
 }
 
 // maxSlowdown is the longest a sign-in waits when its account is
@@ -44,6 +45,7 @@ func newThrottles(c ThrottleConfig) *throttles {
 	mk := func(n int) *gateway.Limiter { return gateway.NewLimiter(float64(n), n) }
 	return &throttles{
 		loginIP:       mk(orDefault(c.LoginPerIP, 20)),
+		oidcIP:        mk(orDefault(c.LoginPerIP, 20)),
 		loginPair:     mk(orDefault(c.LoginPerAccount, 10)),
 		loginAccount:  mk(5 * orDefault(c.LoginPerAccount, 10)),
 		signupIP:      mk(orDefault(c.SignupPerIP, 10)),

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/mantlehq/mantle"
@@ -178,17 +179,15 @@ func (h *handler) deleteKey(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// callbackURL is this server's OIDC callback for a provider.
-func (h *handler) callbackURL(r *http.Request, provider string) string {
-	base := h.PublicURL
-	if base == "" {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		base = scheme + "://" + r.Host
+// callbackURL is this server's OIDC callback for a provider, under the
+// public URL. It is never built from the request's Host header, which the
+// client chooses: a forged Host would send the provider's code elsewhere.
+func (h *handler) callbackURL(provider string) (string, error) {
+	if h.PublicURL == "" {
+		return "", mantle.Errorf(mantle.Unavailable, "auth.oidc_no_public_url",
+			"OIDC sign-in needs the server's public URL (--public-url, MANTLE_PUBLIC_URL)")
 	}
-	return base + "/api/auth/oidc/" + url.PathEscape(provider) + "/callback"
+	return h.PublicURL + "/api/auth/oidc/" + url.PathEscape(provider) + "/callback", nil
 }
 
 func (h *handler) providers(w http.ResponseWriter, r *http.Request) error {
@@ -204,13 +203,20 @@ func (h *handler) providers(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, b)
 }
 
-// oidcStart sends the browser to the provider.
+// oidcStart sends the browser to the provider, with the sealed pending
+// sign-in in a cookie that only the callback path receives.
 func (h *handler) oidcStart(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("provider")
-	to, err := h.Auth.OIDCStart(r.Context(), name, h.callbackURL(r, name), r.URL.Query().Get("redirect"))
+	callback, err := h.callbackURL(name)
 	if err != nil {
 		return err
 	}
+	to, sealed, err := h.Auth.OIDCStart(r.Context(), name, callback, r.URL.Query().Get("redirect"), clientIP(r))
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{Name: auth.OIDCCookie, Value: sealed, Path: "/api/auth/oidc/" + url.PathEscape(name) + "/callback",
+		MaxAge: 600, HttpOnly: true, Secure: strings.HasPrefix(h.PublicURL, "https:"), SameSite: http.SameSiteLaxMode})
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, to, http.StatusFound)
 	return nil
@@ -224,7 +230,15 @@ func (h *handler) oidcCallback(w http.ResponseWriter, r *http.Request) error {
 	if e := q.Get("error"); e != "" {
 		return mantle.Errorf(mantle.Unauthenticated, "auth.oidc_failed", "the provider answered %s: %s", e, q.Get("error_description"))
 	}
-	res, err := h.Auth.OIDCCallback(r.Context(), r.PathValue("provider"), q.Get("code"), q.Get("state"), clientIP(r))
+	sealed := ""
+	if c, err := r.Cookie(auth.OIDCCookie); err == nil {
+		sealed = c.Value
+	}
+	name := r.PathValue("provider")
+	// The cookie is spent whatever happens next: a sign-in is tried once.
+	http.SetCookie(w, &http.Cookie{Name: auth.OIDCCookie, Path: "/api/auth/oidc/" + url.PathEscape(name) + "/callback", MaxAge: -1,
+		HttpOnly: true, Secure: strings.HasPrefix(h.PublicURL, "https:"), SameSite: http.SameSiteLaxMode})
+	res, err := h.Auth.OIDCCallback(r.Context(), name, q.Get("code"), q.Get("state"), sealed, clientIP(r))
 	if err != nil {
 		return err
 	}

@@ -1,16 +1,20 @@
 package rest_test
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/mantlehq/mantle/internal/apptest"
+	"github.com/mantlehq/mantle/internal/config"
 	"github.com/zitadel/oidc/v3/example/server/exampleop"
 	"github.com/zitadel/oidc/v3/example/server/storage"
 )
@@ -189,4 +193,93 @@ func TestOIDCRefusals(t *testing.T) {
 		t.Errorf("a forged code: %d %s", r.Status, r.Body)
 	}
 	apptest.CheckProblem(t, r, "unauthenticated", "auth.oidc_failed", nil)
+}
+
+// Starting sign-ins stores nothing on the server, is throttled per
+// address, and refuses long or unclean redirects; the provider is always
+// given the public callback URL, whatever Host the client sends.
+func TestOIDCStartIsBounded(t *testing.T) {
+	s, _ := oidcSetup(t)
+	noFollow := browser(t)
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	start := func(redirect, host string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", s.URL+"/api/auth/oidc/zitadel?redirect="+url.QueryEscape(redirect), nil)
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	for _, bad := range []string{"http://app.example/done/../evil", "http://app.example/done/%2e%2e/evil", "http://app.example/done/%2Fevil",
+		"http://app.example/done//x", "http://app.example/done/./x", `http://app.example/done\..\evil`,
+		"http://app.example/done/" + strings.Repeat("a", 2048)} {
+		if resp := start(bad, ""); resp.StatusCode != 400 {
+			t.Errorf("redirect %.60q: %d", bad, resp.StatusCode)
+		}
+	}
+	resp := start("http://app.example/done/sub/page", "evil.example")
+	if resp.StatusCode != 302 {
+		t.Fatalf("a good start: %d", resp.StatusCode)
+	}
+	auth, _ := url.Parse(resp.Header.Get("Location"))
+	if got := auth.Query().Get("redirect_uri"); got != s.URL+"/api/auth/oidc/zitadel/callback" {
+		t.Errorf("redirect_uri %q built from the Host header", got)
+	}
+	cookie := resp.Header.Get("Set-Cookie")
+	if !strings.Contains(cookie, "HttpOnly") || !strings.Contains(cookie, "SameSite=Lax") || !strings.Contains(cookie, "Path=/api/auth/oidc/zitadel/callback") {
+		t.Errorf("the pending sign-in's cookie: %s", cookie)
+	}
+	for i := 0; i < 50; i++ {
+		start("http://app.example/done", "")
+	}
+	if n, err := s.App.Engine.Secrets(context.Background(), "oidc_state"); err != nil || len(n) != 0 {
+		t.Errorf("the server kept %d pending sign-ins (%v)", len(n), err)
+	}
+}
+
+// Starts are throttled per address like sign-ins.
+func TestOIDCStartThrottled(t *testing.T) {
+	_, issuer := oidcSetup(t)
+	limited := apptest.StartConfig(t, ruled+`
+auth:
+  oidc:
+    zitadel:
+      issuer: `+issuer+`
+      clientId: mantle-web
+`, func(c *config.Config) { c.SignInLimit = 4 })
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	codes := map[int]int{}
+	for i := 0; i < 8; i++ {
+		resp, err := noFollow.Get(limited.URL + "/api/auth/oidc/zitadel")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		codes[resp.StatusCode]++
+	}
+	if codes[429] != 4 || codes[302] != 4 {
+		t.Errorf("answers to 8 starts with a limit of 4: %v", codes)
+	}
+}
+
+// A server with OIDC providers refuses to start without a public URL.
+func TestOIDCNeedsPublicURL(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "mantle.yaml"), []byte(ruled+`
+auth:
+  oidc:
+    p:
+      issuer: https://accounts.example.com
+      clientId: x
+`), 0o644)
+	err := apptest.TryStartDir(t, dir, filepath.Join(dir, "data"), func(c *config.Config) { c.PublicURL = "" })
+	if err == nil || !strings.Contains(err.Error(), "--public-url") {
+		t.Errorf("started without a public URL: %v", err)
+	}
 }
