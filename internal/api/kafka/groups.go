@@ -3,7 +3,8 @@ package kafka
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -25,8 +26,39 @@ const KindOffset = "kafka_offset"
 type coordinator struct {
 	s      *Server
 	mu     sync.Mutex
-	groups map[string]*group
+	groups map[string]*group // by namespace and name (groupKey)
+	// stored counts the groups with committed offsets per namespace, so
+	// that a namespace's stored groups can be capped without a scan.
+	stored map[string]map[string]bool
 }
+
+// Limits of the group coordinator, per identity namespace (see namespace).
+const (
+	maxGroups         = 100  // groups a namespace may have, live or with offsets
+	maxMembers        = 1000 // members of one group
+	maxOffsetMetadata = 4096 // bytes of a commit's metadata, as Kafka's offset.metadata.max.bytes
+)
+
+// Kafka error codes of the coordinator's refusals.
+const (
+	errOffsetMetadataTooLarge = 12
+	errInvalidGroupID         = 24
+	errGroupAuthorization     = 30
+	errGroupMaxSize           = 81
+)
+
+// namespace is where a connection's groups live: each identity has its
+// own, so a group name used by one key or user is another group for any
+// other (and anonymous clients share one). A client cannot join, commit
+// to or read the offsets of a group outside its namespace.
+func namespace(id mantle.Identity) string {
+	if id.Anonymous() {
+		return "~anonymous"
+	}
+	return id.ID
+}
+
+func groupKey(ns, name string) string { return ns + "\x00" + name }
 
 type groupState int
 
@@ -49,7 +81,7 @@ type member struct {
 }
 
 type group struct {
-	name       string
+	ns, name   string
 	state      groupState
 	generation int32
 	protocol   string
@@ -60,9 +92,24 @@ type group struct {
 }
 
 func newCoordinator(ctx context.Context, s *Server) *coordinator {
-	c := &coordinator{s: s, groups: map[string]*group{}}
+	c := &coordinator{s: s, groups: map[string]*group{}, stored: map[string]map[string]bool{}}
+	if all, err := s.o.Engine.Secrets(ctx, KindOffset); err == nil {
+		for k := range all {
+			if ns, g, _, _, ok := parseOffsetKey(k); ok {
+				c.remember(ns, g)
+			}
+		}
+	}
 	go c.janitor(ctx)
 	return c
+}
+
+// remember counts a group with stored offsets (c.mu held or before use).
+func (c *coordinator) remember(ns, g string) {
+	if c.stored[ns] == nil {
+		c.stored[ns] = map[string]bool{}
+	}
+	c.stored[ns][g] = true
 }
 
 // janitor removes members whose session expired, until ctx ends.
@@ -77,25 +124,44 @@ func (c *coordinator) janitor(ctx context.Context) {
 		}
 		c.mu.Lock()
 		now := time.Now()
-		for _, g := range c.groups {
+		for k, g := range c.groups {
 			for id, m := range g.members {
 				if m.join == nil && m.sync == nil && now.Sub(m.lastSeen) > m.session {
 					delete(g.members, id)
 					c.rebalance(g)
 				}
 			}
+			if len(g.members) == 0 && g.state == stateEmpty {
+				delete(c.groups, k) // its generation restarts; its offsets stay stored
+			}
 		}
 		c.mu.Unlock()
 	}
 }
 
-func (c *coordinator) group(name string) *group {
-	g := c.groups[name]
+// group returns a live group, creating it unless its namespace has
+// maxGroups groups already (nil then).
+func (c *coordinator) group(ns, name string) *group {
+	g := c.groups[groupKey(ns, name)]
 	if g == nil {
-		g = &group{name: name, members: map[string]*member{}}
-		c.groups[name] = g
+		if !c.stored[ns][name] && c.groupsOf(ns) >= maxGroups {
+			return nil
+		}
+		g = &group{ns: ns, name: name, members: map[string]*member{}}
+		c.groups[groupKey(ns, name)] = g
 	}
 	return g
+}
+
+// groupsOf counts a namespace's groups: live ones and those with offsets.
+func (c *coordinator) groupsOf(ns string) int {
+	n := len(c.stored[ns])
+	for _, g := range c.groups {
+		if g.ns == ns && !c.stored[ns][g.name] {
+			n++
+		}
+	}
+	return n
 }
 
 // rebalance starts a join phase (c.mu held): members learn of it from
@@ -209,16 +275,17 @@ func (c *coordinator) complete(g *group) {
 }
 
 func (c *coordinator) handle(ctx context.Context, cn *conn, req kmsg.Request) kmsg.Response {
+	ns := namespace(cn.id)
 	switch r := req.(type) {
 	case *kmsg.JoinGroupRequest:
-		return c.join(ctx, r)
+		return c.join(ctx, ns, r)
 	case *kmsg.SyncGroupRequest:
-		return c.syncGroup(ctx, r)
+		return c.syncGroup(ctx, ns, r)
 	case *kmsg.HeartbeatRequest:
 		resp := r.ResponseKind().(*kmsg.HeartbeatResponse)
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		g := c.groups[r.Group]
+		g := c.groups[groupKey(ns, r.Group)]
 		var m *member
 		if g != nil {
 			m = g.members[r.MemberID]
@@ -243,7 +310,7 @@ func (c *coordinator) handle(ctx context.Context, cn *conn, req kmsg.Request) km
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		g := c.groups[r.Group]
+		g := c.groups[groupKey(ns, r.Group)]
 		for _, id := range ids {
 			if id == "" {
 				continue
@@ -264,19 +331,29 @@ func (c *coordinator) handle(ctx context.Context, cn *conn, req kmsg.Request) km
 	case *kmsg.OffsetCommitRequest:
 		return c.commit(ctx, cn, r)
 	case *kmsg.OffsetFetchRequest:
-		return c.fetchOffsets(ctx, r)
+		return c.fetchOffsets(ctx, ns, r)
 	}
 	return nil
 }
 
-func (c *coordinator) join(ctx context.Context, r *kmsg.JoinGroupRequest) kmsg.Response {
+func (c *coordinator) join(ctx context.Context, ns string, r *kmsg.JoinGroupRequest) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.JoinGroupResponse)
-	if r.Group == "" || len(r.Protocols) == 0 {
-		resp.ErrorCode = 24 // INVALID_GROUP_ID
+	if r.Group == "" || len(r.Group) > 255 || len(r.Protocols) == 0 {
+		resp.ErrorCode = errInvalidGroupID
 		return resp
 	}
 	c.mu.Lock()
-	g := c.group(r.Group)
+	g := c.group(ns, r.Group)
+	if g == nil {
+		c.mu.Unlock()
+		resp.ErrorCode = errGroupAuthorization // the namespace has maxGroups groups
+		return resp
+	}
+	if g.members[r.MemberID] == nil && len(g.members) >= maxMembers {
+		c.mu.Unlock()
+		resp.ErrorCode = errGroupMaxSize
+		return resp
+	}
 	if g.ptype != "" && len(g.members) > 0 && r.ProtocolType != g.ptype {
 		c.mu.Unlock()
 		resp.ErrorCode = 23
@@ -320,10 +397,10 @@ func await[T kmsg.Response](ctx context.Context, ch <-chan T, version int16, gon
 	}
 }
 
-func (c *coordinator) syncGroup(ctx context.Context, r *kmsg.SyncGroupRequest) kmsg.Response {
+func (c *coordinator) syncGroup(ctx context.Context, ns string, r *kmsg.SyncGroupRequest) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.SyncGroupResponse)
 	c.mu.Lock()
-	g := c.groups[r.Group]
+	g := c.groups[groupKey(ns, r.Group)]
 	var m *member
 	if g != nil {
 		m = g.members[r.MemberID]
@@ -376,32 +453,89 @@ type committed struct {
 	Metadata *string `json:"metadata,omitempty"`
 }
 
-func offsetKey(group, topic string, partition int32) string {
-	return fmt.Sprintf("%s/%s/%d", group, topic, partition)
+// offsetKey is where a group's committed offset of a topic partition is
+// stored: namespace/group/topic/partition, each part path-escaped.
+func offsetKey(ns, group, topic string, partition int32) string {
+	return url.PathEscape(ns) + "/" + url.PathEscape(group) + "/" + url.PathEscape(topic) + "/" + strconv.Itoa(int(partition))
 }
 
+func parseOffsetKey(k string) (ns, group, topic string, partition int32, ok bool) {
+	parts := strings.Split(k, "/")
+	if len(parts) != 4 {
+		return "", "", "", 0, false
+	}
+	var err error
+	var p int
+	if ns, err = url.PathUnescape(parts[0]); err != nil {
+		return
+	}
+	if group, err = url.PathUnescape(parts[1]); err != nil {
+		return
+	}
+	if topic, err = url.PathUnescape(parts[2]); err != nil {
+		return
+	}
+	if p, err = strconv.Atoi(parts[3]); err != nil {
+		return
+	}
+	return ns, group, topic, int32(p), true
+}
+
+// commit stores a group's offsets. Only a current member of the group, in
+// its current generation, commits; a commit outside the generations
+// (generation -1, a consumer that assigns itself partitions) is taken only
+// from a signed-in identity and while the group has no members. Offsets
+// of topics or partitions that do not exist are refused, not stored.
 func (c *coordinator) commit(ctx context.Context, cn *conn, r *kmsg.OffsetCommitRequest) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.OffsetCommitResponse)
+	ns := namespace(cn.id)
 	c.mu.Lock()
-	g := c.groups[r.Group]
+	g := c.groups[groupKey(ns, r.Group)]
 	code := int16(errNone)
-	if r.Generation >= 0 { // -1: a simple commit outside a group's generations
-		switch {
-		case g == nil || g.members[r.MemberID] == nil:
-			code = errUnknownMember
-		case g.state == statePreparing:
-			code = errRebalance
-		case r.Generation != g.generation:
+	switch {
+	case r.Group == "" || len(r.Group) > 255:
+		code = errInvalidGroupID
+	case r.Generation < 0:
+		if cn.id.Anonymous() || (g != nil && len(g.members) > 0) {
 			code = errIllegalGeneration
 		}
+	case g == nil || g.members[r.MemberID] == nil:
+		code = errUnknownMember
+	case g.state == statePreparing:
+		code = errRebalance
+	case r.Generation != g.generation:
+		code = errIllegalGeneration
+	}
+	if code == errNone && g == nil && !c.stored[ns][r.Group] && c.groupsOf(ns) >= maxGroups {
+		code = errGroupAuthorization // a new group would pass the namespace's cap
 	}
 	c.mu.Unlock()
-	if code == errNone {
+	codes := make([][]int16, len(r.Topics))
+	write := false
+	for i, t := range r.Topics {
+		codes[i] = make([]int16, len(t.Partitions))
+		for j, p := range t.Partitions {
+			switch {
+			case code != errNone:
+				codes[i][j] = code
+			case !c.s.topicExists(t.Topic) || p.Partition != 0:
+				codes[i][j] = errUnknownTopic
+			case p.Metadata != nil && len(*p.Metadata) > maxOffsetMetadata:
+				codes[i][j] = errOffsetMetadataTooLarge
+			default:
+				write = true
+			}
+		}
+	}
+	if write {
 		err := c.s.o.Engine.Transact(ctx, func(tx store.Tx) error {
-			for _, t := range r.Topics {
-				for _, p := range t.Partitions {
+			for i, t := range r.Topics {
+				for j, p := range t.Partitions {
+					if codes[i][j] != errNone {
+						continue
+					}
 					raw, _ := json.Marshal(committed{Offset: p.Offset, Metadata: p.Metadata})
-					if err := tx.PutSecret(KindOffset, offsetKey(r.Group, t.Topic, p.Partition), raw); err != nil {
+					if err := tx.PutSecret(KindOffset, offsetKey(ns, r.Group, t.Topic, p.Partition), raw); err != nil {
 						return err
 					}
 				}
@@ -409,48 +543,55 @@ func (c *coordinator) commit(ctx context.Context, cn *conn, r *kmsg.OffsetCommit
 			return nil
 		})
 		if err != nil {
-			code = errCoordinatorLoad
+			for i := range codes {
+				for j := range codes[i] {
+					if codes[i][j] == errNone {
+						codes[i][j] = errCoordinatorLoad
+					}
+				}
+			}
+		} else {
+			c.mu.Lock()
+			c.remember(ns, r.Group)
+			c.mu.Unlock()
 		}
 	}
-	for _, t := range r.Topics {
+	for i, t := range r.Topics {
 		rt := kmsg.OffsetCommitResponseTopic{Topic: t.Topic}
-		for _, p := range t.Partitions {
-			pc := code
-			if pc == errNone && !c.s.topicExists(t.Topic) {
-				pc = errUnknownTopic
-			}
-			rt.Partitions = append(rt.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: p.Partition, ErrorCode: pc})
+		for j, p := range t.Partitions {
+			rt.Partitions = append(rt.Partitions, kmsg.OffsetCommitResponseTopicPartition{Partition: p.Partition, ErrorCode: codes[i][j]})
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
 	return resp
 }
 
-func (c *coordinator) fetchOffsets(ctx context.Context, r *kmsg.OffsetFetchRequest) kmsg.Response {
+// fetchOffsets answers a group's committed offsets, from the caller's own
+// namespace only.
+func (c *coordinator) fetchOffsets(ctx context.Context, ns string, r *kmsg.OffsetFetchRequest) kmsg.Response {
 	resp := r.ResponseKind().(*kmsg.OffsetFetchResponse)
 	topics := r.Topics
-	if topics == nil { // all the group's topics
-		all, _ := c.s.o.Engine.Secrets(ctx, KindOffset)
-		seen := map[string]bool{}
-		for k := range all { // group/topic/partition
-			rest, ok := strings.CutPrefix(k, r.Group+"/")
-			if i := strings.LastIndexByte(rest, '/'); ok && i > 0 && !seen[rest[:i]] {
-				seen[rest[:i]] = true
-				topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: rest[:i], Partitions: []int32{0}})
-			}
+	if topics == nil { // all the group's topics: every topic there is
+		for _, t := range c.s.topics() {
+			topics = append(topics, kmsg.OffsetFetchRequestTopic{Topic: t, Partitions: []int32{0}})
 		}
 	}
 	for _, t := range topics {
 		rt := kmsg.OffsetFetchResponseTopic{Topic: t.Topic}
 		for _, p := range t.Partitions {
 			rp := kmsg.OffsetFetchResponseTopicPartition{Partition: p, Offset: -1, LeaderEpoch: -1}
-			if raw, err := c.s.o.Engine.Secret(ctx, KindOffset, offsetKey(r.Group, t.Topic, p)); err == nil {
+			if raw, err := c.s.o.Engine.Secret(ctx, KindOffset, offsetKey(ns, r.Group, t.Topic, p)); err == nil {
 				var cm committed
 				if json.Unmarshal(raw, &cm) == nil {
 					rp.Offset, rp.Metadata = cm.Offset, cm.Metadata
 				}
+			} else if r.Topics == nil {
+				continue // listing all: only topics with an offset
 			}
 			rt.Partitions = append(rt.Partitions, rp)
+		}
+		if r.Topics == nil && len(rt.Partitions) == 0 {
+			continue
 		}
 		resp.Topics = append(resp.Topics, rt)
 	}
