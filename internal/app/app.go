@@ -252,12 +252,18 @@ func (a *App) HandlerWith(heartbeat time.Duration) http.Handler {
 	return gateway.Wrap(api, gateway.Options{Log: a.Log, MaxBodyBytes: a.Config.MaxBodyBytes})
 }
 
-// Serve listens on ln until ctx ends, then drains: new requests stop,
+// Serve listens on ln until ctx ends, with the settings' timeouts and
+// connection caps, then drains: new requests stop,
 // streams are told to end, and in-flight requests finish (up to 10s).
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	base, cancelStreams := context.WithCancel(context.Background())
 	defer cancelStreams()
-	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: 10 * time.Second,
+	lim := a.Config.Limits
+	ln = gateway.LimitListener(ln, gateway.ConnLimits{Total: connCap(lim.MaxConns, a.Log), PerIP: lim.MaxConnsPerIP, Reject: gateway.RejectHTTP})
+	// Streams (SSE, WebSocket) and function routes lift the read and write
+	// deadlines for themselves; every other request has these.
+	srv := &http.Server{Handler: a.Handler(), ReadHeaderTimeout: min(10*time.Second, lim.ReadTimeout),
+		ReadTimeout: lim.ReadTimeout, WriteTimeout: lim.WriteTimeout, IdleTimeout: lim.IdleTimeout,
 		BaseContext: func(net.Listener) context.Context { return base }}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -279,6 +285,8 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 
 // ServeKafka serves the Kafka protocol on ln until ctx ends.
 func (a *App) ServeKafka(ctx context.Context, ln net.Listener) error {
+	lim := a.Config.Limits
+	ln = gateway.LimitListener(ln, gateway.ConnLimits{Total: connCap(lim.MaxConns, a.Log), PerIP: lim.MaxConnsPerIP})
 	return kafka.Serve(ctx, ln, kafka.Options{Engine: a.Engine, Hub: a.Hub, Auth: a.Auth, Log: a.Log})
 }
 

@@ -38,7 +38,8 @@ type Server struct {
 	App    *app.App
 	Dir    string // the project folder
 	Data   string // the data folder
-	http   *httptest.Server
+	http   *httptest.Server // nil when serving with app.Serve
+	stop   func()           // ends app.Serve
 	t      testing.TB
 	client *http.Client
 
@@ -110,7 +111,27 @@ func tryStart(t testing.TB, dir, data string, set func(*config.Config)) (*Server
 	return tryStartWith(t, dir, data, set, nil)
 }
 
+// StartServing is StartConfig with the server's own listener stack
+// (app.Serve: timeouts and connection caps) instead of httptest's, for
+// tests of what happens to connections.
+func StartServing(t testing.TB, project string, set func(*config.Config)) *Server {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "mantle.yaml"), []byte(project), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := start(t, dir, filepath.Join(dir, "mantle_data"), set, nil, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func tryStartWith(t testing.TB, dir, data string, set func(*config.Config), before func(*app.App)) (*Server, error) {
+	return start(t, dir, data, set, before, false)
+}
+
+func start(t testing.TB, dir, data string, set func(*config.Config), before func(*app.App), serve bool) (*Server, error) {
 	cfg := config.Default()
 	cfg.Project, cfg.Data, cfg.AdminToken = dir, data, AdminToken
 	cfg.SignInLimit = 10_000 // tests sign in often; the throttling test sets its own
@@ -158,6 +179,15 @@ func tryStartWith(t testing.TB, dir, data string, set func(*config.Config), befo
 		a.Close()
 		return nil, err
 	}
+	if serve {
+		sctx, stop := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); a.Serve(sctx, ln) }()
+		s := &Server{URL: cfg.PublicURL, App: a, Dir: dir, Data: data, t: t, client: &http.Client{},
+			stop: func() { stop(); <-done }}
+		t.Cleanup(s.Close)
+		return s, nil
+	}
 	hs := httptest.NewUnstartedServer(a.Handler())
 	hs.Listener.Close()
 	hs.Listener = ln
@@ -195,8 +225,12 @@ func postgresStore(t testing.TB, data string) string {
 // than once.
 func (s *Server) Close() {
 	s.closeOnce.Do(func() {
-		s.http.CloseClientConnections()
-		s.http.Close()
+		if s.http != nil {
+			s.http.CloseClientConnections()
+			s.http.Close()
+		} else {
+			s.stop()
+		}
 		s.App.Close()
 	})
 }

@@ -71,6 +71,8 @@ type Config struct {
 	// ListCacheMB is the SQLite store's list page cache in MiB (default
 	// 32; 0 turns it off). See docs/storage.md, "Caches".
 	ListCacheMB int
+	// Limits are the listeners' timeouts and connection caps.
+	Limits
 }
 
 // Environment variables read by Load.
@@ -98,7 +100,7 @@ const (
 
 // Default returns the settings before environment and flags.
 func Default() Config {
-	return Config{Project: ".", HTTP: "127.0.0.1:8090", MaxBodyBytes: 1 << 20, LogLevel: "info", AccessTTL: 15 * time.Minute, SignInLimit: 20, ListCacheMB: 32}
+	return Config{Project: ".", HTTP: "127.0.0.1:8090", MaxBodyBytes: 1 << 20, LogLevel: "info", AccessTTL: 15 * time.Minute, SignInLimit: 20, ListCacheMB: 32, Limits: DefaultLimits()}
 }
 
 // FromEnv overlays the environment variables that are set.
@@ -156,6 +158,9 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 		}
 		c.ListCacheMB = n
 	}
+	if err := c.Limits.fromEnv(getenv); err != nil {
+		return err
+	}
 	if v := getenv(EnvAccessTTL); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -186,6 +191,7 @@ func (c *Config) Flags(fs *flag.FlagSet, serve bool) {
 		fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the URL clients reach the server at (for OIDC callbacks)")
 		fs.IntVar(&c.SignInLimit, "signin-limit", c.SignInLimit, "sign-in attempts per minute per IP (an account gets half)")
 		fs.IntVar(&c.ListCacheMB, "list-cache", c.ListCacheMB, "list page cache in MiB, SQLite store (0: off)")
+		c.Limits.flags(fs)
 	}
 }
 
@@ -234,6 +240,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AccessTTL < 30*time.Second || c.AccessTTL > 24*time.Hour {
 		return errors.New("the access token lifetime must be between 30s and 24h")
+	}
+	if err := c.Limits.validate(); err != nil {
+		return err
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -329,4 +338,5 @@ var known = map[string]bool{
 	EnvProject: true, EnvData: true, EnvStore: true, EnvNats: true, EnvCluster: true, EnvNode: true, EnvHTTP: true,
 	EnvAdminToken: true, EnvMaxBody: true, EnvLogLevel: true, EnvRateLimit: true, EnvAccessTTL: true, EnvSignIn: true, EnvListCache: true,
 	EnvPublicURL: true, EnvKafka: true, EnvWasmCache: true, EnvBenchNative: true, EnvWebhookPrivate: true,
+	EnvReadTimeout: true, EnvWriteTimeout: true, EnvIdleTimeout: true, EnvMaxConns: true, EnvMaxConnsPerIP: true,
 }

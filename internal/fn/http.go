@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/gateway"
@@ -48,6 +49,10 @@ func (m *Manager) serve(w http.ResponseWriter, r *http.Request, f *function) err
 		return err
 	}
 	body, err := io.ReadAll(r.Body)
+	if d := f.def.Timeout; d > 0 {
+		// The answer may come as late as the function's own timeout.
+		http.NewResponseController(w).SetWriteDeadline(time.Now().Add(d + 10*time.Second))
+	}
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/http"
+	"time"
 )
 
 // hijacker keeps the connection coder/websocket takes over, so that the
@@ -21,6 +22,9 @@ func (h *hijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err == nil {
 		h.conn = c
+		// The server's request timeouts do not apply to a long-lived
+		// socket: pings and the slow-consumer watch bound it instead.
+		c.SetDeadline(time.Time{})
 	}
 	return c, brw, err
 }

@@ -46,6 +46,9 @@ func openSSE(w http.ResponseWriter, r *http.Request) (sseOut, context.Context, e
 	if !ok {
 		return nil, nil, errNoFlush
 	}
+	rc := http.NewResponseController(w) // a stream outlives the request timeouts
+	rc.SetReadDeadline(time.Time{})
+	rc.SetWriteDeadline(time.Time{})
 	w.WriteHeader(http.StatusOK)
 	return &flushedSSE{w: w, f: flusher}, r.Context(), nil
 }
@@ -94,6 +97,9 @@ var crlf = []byte("\r\n")
 // hijackedSSE starts a stream on a taken-over connection; a write that
 // waits stall for the client ends it.
 func hijackedSSE(parent context.Context, h http.Header, conn net.Conn, brw *bufio.ReadWriter, stall time.Duration) (sseOut, context.Context, error) {
+	// The server's read and write timeouts are for requests, not for a
+	// stream that lives for hours: the stall watch below bounds writes.
+	conn.SetDeadline(time.Time{})
 	ctx, cancel := context.WithCancel(parent)
 	s := &rawSSE{conn: conn, cancel: cancel, watched: make(chan struct{}), stall: stall}
 	var b bytes.Buffer

@@ -1,0 +1,89 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"strconv"
+	"time"
+)
+
+// Connection settings: timeouts and caps that keep idle, slow and
+// numerous connections from exhausting the server (see docs/security.md).
+const (
+	EnvReadTimeout   = "MANTLE_READ_TIMEOUT"
+	EnvWriteTimeout  = "MANTLE_WRITE_TIMEOUT"
+	EnvIdleTimeout   = "MANTLE_IDLE_TIMEOUT"
+	EnvMaxConns      = "MANTLE_MAX_CONNS"
+	EnvMaxConnsPerIP = "MANTLE_MAX_CONNS_PER_IP"
+)
+
+// Limits are the connection settings of the HTTP and Kafka listeners.
+type Limits struct {
+	// ReadTimeout bounds reading a whole request, body included (a POST
+	// whose body never arrives is closed); default 30s.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing a response; default 60s. Streams (SSE,
+	// WebSocket) and function routes set their own.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection with no request; default 60s.
+	IdleTimeout time.Duration
+	// MaxConns caps open connections in total (default 10,000, and at most
+	// the process's file descriptor limit less a reserve).
+	MaxConns int
+	// MaxConnsPerIP caps open connections from one client address
+	// (default 256); past it a connection is answered 503 and closed.
+	MaxConnsPerIP int
+}
+
+// DefaultLimits returns the connection settings' defaults.
+func DefaultLimits() Limits {
+	return Limits{ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 60 * time.Second,
+		MaxConns: 10_000, MaxConnsPerIP: 256}
+}
+
+func (l *Limits) fromEnv(getenv func(string) string) error {
+	for _, d := range []struct {
+		env string
+		dst *time.Duration
+	}{{EnvReadTimeout, &l.ReadTimeout}, {EnvWriteTimeout, &l.WriteTimeout}, {EnvIdleTimeout, &l.IdleTimeout}} {
+		if v := getenv(d.env); v != "" {
+			x, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not a duration such as 30s", d.env, v)
+			}
+			*d.dst = x
+		}
+	}
+	for _, n := range []struct {
+		env string
+		dst *int
+	}{{EnvMaxConns, &l.MaxConns}, {EnvMaxConnsPerIP, &l.MaxConnsPerIP}} {
+		if v := getenv(n.env); v != "" {
+			x, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not a number of connections", n.env, v)
+			}
+			*n.dst = x
+		}
+	}
+	return nil
+}
+
+func (l *Limits) flags(fs *flag.FlagSet) {
+	fs.DurationVar(&l.ReadTimeout, "read-timeout", l.ReadTimeout, "longest time to read a request, body included")
+	fs.DurationVar(&l.WriteTimeout, "write-timeout", l.WriteTimeout, "longest time to write a response (streams excepted)")
+	fs.DurationVar(&l.IdleTimeout, "idle-timeout", l.IdleTimeout, "close keep-alive connections idle this long")
+	fs.IntVar(&l.MaxConns, "max-conns", l.MaxConns, "open connections in total")
+	fs.IntVar(&l.MaxConnsPerIP, "max-conns-per-ip", l.MaxConnsPerIP, "open connections from one client address")
+}
+
+func (l *Limits) validate() error {
+	if l.ReadTimeout < 100*time.Millisecond || l.WriteTimeout < 100*time.Millisecond || l.IdleTimeout < 100*time.Millisecond {
+		return errors.New("the read, write and idle timeouts must be at least 100ms")
+	}
+	if l.MaxConns < 1 || l.MaxConnsPerIP < 1 || l.MaxConnsPerIP > l.MaxConns {
+		return errors.New("the connection caps must be at least 1, and the cap per address at most the total")
+	}
+	return nil
+}
