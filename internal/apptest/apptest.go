@@ -36,8 +36,8 @@ const AdminToken = "test-admin-token"
 type Server struct {
 	URL    string
 	App    *app.App
-	Dir    string // the project folder
-	Data   string // the data folder
+	Dir    string           // the project folder
+	Data   string           // the data folder
 	http   *httptest.Server // nil when serving with app.Serve
 	stop   func()           // ends app.Serve
 	t      testing.TB
