@@ -166,6 +166,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		st.Close()
 		return nil, err
 	}
+	hub.Observe(as.Observe) // revocations reach every node through the log
 	hooks := webhook.NewManager(webhook.Options{Engine: eng, Hub: hub, Log: log, DataDir: cfg.Data, AllowPrivate: cfg.WebhookAllowPrivate, Lease: lease,
 		StoredSecrets: cfg.Postgres()})
 	funcs := fn.New(fn.Options{Engine: eng, Hub: hub, Log: log, CacheDir: cfg.WasmCache, ProjectDir: cfg.Project, AllowPrivate: cfg.WebhookAllowPrivate, Lease: lease})

@@ -412,17 +412,8 @@ func (s *Service) link(ctx context.Context, provider, link, userID string) error
 		if err != nil {
 			return err
 		}
-		for sid, raw := range sessions {
-			var ss session
-			if json.Unmarshal(raw, &ss) != nil || ss.User != userID || !ss.RevokedAt.IsZero() {
-				continue
-			}
-			ss.RevokedAt = now
-			raw, _ := json.Marshal(ss)
-			if err := tx.PutSecret(KindSession, sid, raw); err != nil {
-				return err
-			}
-			ended = append(ended, sid)
+		if ended, err = endSessions(tx, sessions, userID, now); err != nil {
+			return err
 		}
 		data, _ := json.Marshal(map[string]any{"user": userID, "provider": provider, "passwordRemoved": hadPassword, "sessionsEnded": len(ended)})
 		return tx.Append(&eventlog.Event{Type: eventlog.AuthIdentityLinked, Subject: userID, Actor: userID, Time: now, Data: data})

@@ -55,6 +55,8 @@ type Service struct {
 
 	throttle *throttles
 	revoked  sync.Map // session id → time.Time it was revoked
+	epochs   sync.Map // user id → time.Time before which its credentials are void
+	watching watchers // streams' holds on credentials (see Watch)
 	apiKeys  sync.Map // key id → *apiKey, a read-through cache
 	verified verified // access tokens whose signature was checked
 
@@ -75,6 +77,9 @@ func New(ctx context.Context, eng *engine.Engine, keys *Keyset, cfg Config) (*Se
 		cfg.Now = func() time.Time { return time.Now().UTC() }
 	}
 	s := &Service{eng: eng, keys: keys, cfg: cfg, throttle: newThrottles(cfg.Throttle)}
+	if err := s.loadEpochs(ctx); err != nil {
+		return nil, err
+	}
 	if err := s.loadRevoked(ctx); err != nil {
 		return nil, err
 	}
@@ -93,7 +98,9 @@ const AdminID = "mantle:admin"
 // Credential says how a caller authenticated.
 type Credential struct {
 	Kind    string    // "user", "apikey" or "admin"; empty when anonymous
+	Subject string    // the user or the API key
 	Session string    // the session (refresh-token family) of a user's token
+	Issued  time.Time // when a user's token was issued
 	Expires time.Time // when the credential stops working; zero: never
 }
 
@@ -142,7 +149,7 @@ func (s *Service) Authenticate(ctx context.Context, header string) (mantle.Ident
 	}
 	if strings.HasPrefix(token, apiKeyPrefix) {
 		id, exp, err := s.verifyAPIKey(ctx, token)
-		return id, Credential{Kind: "apikey", Expires: exp}, err
+		return id, Credential{Kind: "apikey", Subject: id.ID, Expires: exp}, err
 	}
 	c, err := s.verifyAccess(token)
 	if err != nil {
@@ -153,8 +160,13 @@ func (s *Service) Authenticate(ctx context.Context, header string) (mantle.Ident
 			return mantle.Identity{}, Credential{}, mantle.Errorf(mantle.Unauthenticated, "auth.token_revoked", "this session was signed out; sign in again")
 		}
 	}
+	issued := c.issued()
+	if s.stale(c.Subject, issued) {
+		return mantle.Identity{}, Credential{}, mantle.Errorf(mantle.Unauthenticated, "auth.token_stale",
+			"the user's roles, password or account changed after this token was issued; refresh it or sign in again")
+	}
 	return mantle.Identity{ID: c.Subject, Email: c.Email, Roles: c.Roles},
-		Credential{Kind: "user", Session: c.SID, Expires: c.ExpiresAt.Time}, nil
+		Credential{Kind: "user", Subject: c.Subject, Session: c.SID, Issued: issued, Expires: c.ExpiresAt.Time}, nil
 }
 
 // hashSecret is how refresh tokens and API keys are stored: they are

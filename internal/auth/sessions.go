@@ -254,3 +254,22 @@ func (s *Service) SweepSessions(ctx context.Context) (int, error) {
 	})
 	return n, err
 }
+
+// endSessions revokes, in tx, the live sessions of a user among sessions
+// (all sessions, read before the transaction) and returns their ids.
+func endSessions(tx store.Tx, sessions map[string][]byte, userID string, now time.Time) ([]string, error) {
+	var ended []string
+	for sid, raw := range sessions {
+		var ss session
+		if json.Unmarshal(raw, &ss) != nil || ss.User != userID || !ss.RevokedAt.IsZero() {
+			continue
+		}
+		ss.RevokedAt = now
+		raw, _ := json.Marshal(ss)
+		if err := tx.PutSecret(KindSession, sid, raw); err != nil {
+			return nil, err
+		}
+		ended = append(ended, sid)
+	}
+	return ended, nil
+}

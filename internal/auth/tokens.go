@@ -20,6 +20,9 @@ type Claims struct {
 	Email string   `json:"email,omitempty"`
 	Roles []string `json:"roles"`
 	SID   string   `json:"sid,omitempty"` // the session, so logout can end it
+	// IssuedMs is iat in milliseconds: a change of the user's roles or
+	// password voids the tokens issued before it, to the millisecond.
+	IssuedMs int64 `json:"iat_ms,omitempty"`
 	jwt.RegisteredClaims
 	kid string // the key that signed it
 }
@@ -28,7 +31,7 @@ type Claims struct {
 func (s *Service) issueAccess(u user, sid string) (string, error) {
 	k := s.keys.current()
 	now := s.cfg.Now()
-	c := Claims{Email: u.Email, Roles: u.Roles, SID: sid, RegisteredClaims: jwt.RegisteredClaims{
+	c := Claims{Email: u.Email, Roles: u.Roles, SID: sid, IssuedMs: now.UnixMilli(), RegisteredClaims: jwt.RegisteredClaims{
 		Issuer:    Issuer,
 		Subject:   u.ID,
 		IssuedAt:  jwt.NewNumericDate(now),
@@ -39,6 +42,17 @@ func (s *Service) issueAccess(u user, sid string) (string, error) {
 	t := jwt.NewWithClaims(jwt.SigningMethodEdDSA, c)
 	t.Header["kid"] = k.ID
 	return t.SignedString(k.private)
+}
+
+// issued is when the token was issued, to the millisecond when it says.
+func (c *Claims) issued() time.Time {
+	if c.IssuedMs > 0 {
+		return time.UnixMilli(c.IssuedMs)
+	}
+	if c.IssuedAt != nil {
+		return c.IssuedAt.Time
+	}
+	return time.Time{}
 }
 
 // verified remembers tokens whose signature checked out, so that a

@@ -173,7 +173,10 @@ func (s *Service) checkPassword(ctx context.Context, email, password string) (us
 	return u, ok && err == nil && found
 }
 
-// SetPassword sets a user's password (the CLI's users create).
+// SetPassword sets a user's password. The user's sessions end and the
+// access tokens issued before are void from then on, on every node
+// (auth.password_changed), and their streams end: whoever knew the old
+// password is out.
 func (s *Service) SetPassword(ctx context.Context, userID, password string) error {
 	if err := checkPassword(password); err != nil {
 		return err
@@ -182,7 +185,32 @@ func (s *Service) SetPassword(ctx context.Context, userID, password string) erro
 	if err != nil {
 		return err
 	}
-	return s.eng.Transact(ctx, func(tx store.Tx) error { return tx.PutSecret(KindPassword, userID, []byte(hash)) })
+	sessions, err := s.eng.Secrets(ctx, KindSession)
+	if err != nil {
+		return err
+	}
+	now := s.cfg.Now()
+	var ended []string
+	err = s.eng.Transact(ctx, func(tx store.Tx) error {
+		if err := tx.PutSecret(KindPassword, userID, []byte(hash)); err != nil {
+			return err
+		}
+		if ended, err = endSessions(tx, sessions, userID, now); err != nil {
+			return err
+		}
+		if err := engine.VoidCredentials(tx, userID, now); err != nil {
+			return err
+		}
+		data, _ := json.Marshal(map[string]any{"user": userID, "sessionsEnded": len(ended)})
+		return tx.Append(&eventlog.Event{Type: eventlog.AuthPasswordChanged, Subject: userID, Actor: mantle.IdentityFrom(ctx).ID, Time: now, Data: data})
+	})
+	if err != nil {
+		return err
+	}
+	for _, sid := range ended {
+		s.revoke(sid, now)
+	}
+	return nil
 }
 
 // CreateUser creates a user with a password and roles, as an

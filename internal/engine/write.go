@@ -300,12 +300,20 @@ func (e *Engine) apply(tx store.Tx, id mantle.Identity, p prepared, pfx string) 
 		}
 		ev.Type, ev.Subject = eventlog.RecordDeleted, cur.ID
 		ev.Data = eventlog.NewRecordData(c.MarshalRecord(cur), nil, nil)
+		if c.Name == schema.UsersCollection {
+			if err := voidCredentials(tx, cur.ID, now); err != nil {
+				return res, err
+			}
+		}
 	}
 	if err := tx.Append(ev); err != nil {
 		return res, err
 	}
 	if audit != nil {
 		if err := tx.Append(audit); err != nil {
+			return res, err
+		}
+		if err := voidCredentials(tx, audit.Subject, now); err != nil {
 			return res, err
 		}
 	}
@@ -376,6 +384,25 @@ func equal(a, b any) bool {
 		return ok && slices.Equal(ra, rb)
 	}
 	return a == b
+}
+
+// KindUserEpoch is the system state that voids a user's credentials: user
+// id → the time (RFC 3339) before which its access tokens no longer
+// count, written in the transaction that changes the user's roles,
+// password or account. internal/auth reads it at start; after that the
+// log's events keep every node up to date.
+const KindUserEpoch = "user_epoch"
+
+// voidCredentials records, in tx, that the user's credentials issued
+// before at are void.
+func voidCredentials(tx store.Tx, user string, at time.Time) error {
+	return tx.PutSecret(KindUserEpoch, user, []byte(at.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano)))
+}
+
+// VoidCredentials is voidCredentials for auth's own changes (a new
+// password), inside its transaction.
+func VoidCredentials(tx store.Tx, user string, at time.Time) error {
+	return voidCredentials(tx, user, at)
 }
 
 // rolesChanged is the audit event of a change to a user's roles.

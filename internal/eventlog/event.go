@@ -23,15 +23,16 @@ const (
 	SchemaApplied = "schema.applied"
 
 	// Audit events, visible to administrators only.
-	AuthSignup         = "auth.signup"
-	AuthLogin          = "auth.login"
-	AuthLoginFailed    = "auth.login_failed"
-	AuthLogout         = "auth.logout"
-	AuthRefreshReuse   = "auth.refresh_reused"
-	AuthKeyCreated     = "auth.key_created"
-	AuthKeyRevoked     = "auth.key_revoked"
-	AuthRolesChanged   = "auth.roles_changed"
-	AuthIdentityLinked = "auth.identity_linked"
+	AuthSignup          = "auth.signup"
+	AuthLogin           = "auth.login"
+	AuthLoginFailed     = "auth.login_failed"
+	AuthLogout          = "auth.logout"
+	AuthRefreshReuse    = "auth.refresh_reused"
+	AuthKeyCreated      = "auth.key_created"
+	AuthKeyRevoked      = "auth.key_revoked"
+	AuthRolesChanged    = "auth.roles_changed"
+	AuthPasswordChanged = "auth.password_changed"
+	AuthIdentityLinked  = "auth.identity_linked"
 )
 
 // Event is one entry of the log. Seq is assigned by the store when the

@@ -53,6 +53,8 @@ type Hub struct {
 	waiters   atomic.Int64
 	nextShard atomic.Uint32
 
+	observe atomic.Pointer[func([]*Event)] // see Observe
+
 	mu       sync.Mutex // publishers and the wake timer
 	lastWake time.Time  // when the last wave began
 	pending  bool       // events were published since the last wave began
@@ -80,11 +82,20 @@ func NewHub(size int, last int64) *Hub {
 // Shard returns the wake shard for a new subscriber (round robin).
 func (h *Hub) Shard() int { return int(h.nextShard.Add(1) % wakeShards) }
 
+// Observe sets a function that sees every batch of committed events
+// before any subscriber can: state that later events depend on (a
+// revoked credential) is in place before they are delivered. It runs on
+// the publisher's goroutine and must be quick.
+func (h *Hub) Observe(fn func([]*Event)) { h.observe.Store(&fn) }
+
 // Publish adds committed events, in order, and wakes subscribers, at once
 // or, while publishes come thick and fast, within the wake gap.
 func (h *Hub) Publish(evs []*Event) {
 	if len(evs) == 0 {
 		return
+	}
+	if f := h.observe.Load(); f != nil {
+		(*f)(evs)
 	}
 	now := time.Now()
 	for _, e := range evs {

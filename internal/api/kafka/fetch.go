@@ -224,6 +224,11 @@ func (c *conn) batch(ctx context.Context, topic string, offset, hw int64, limit 
 		if err != nil || len(evs) == 0 {
 			break
 		}
+		select {
+		case <-c.revoked: // in place before any later event was published
+			return nil
+		default:
+		}
 		for _, ev := range evs {
 			off := ev.Seq - 1
 			if off >= hw || (len(buf)-batchHeader >= limit && n > 0) {

@@ -151,3 +151,34 @@ func TestGroupStateIsBounded(t *testing.T) {
 		t.Errorf("%d groups accepted and %d refused, want 99 and 21", ok, capped)
 	}
 }
+
+// A consumer whose API key is revoked is disconnected, and gets nothing
+// written after the revocation; reconnecting with the key fails.
+func TestRevokedKeyEndsConsumer(t *testing.T) {
+	s, addr := start(t)
+	kr := s.Do("POST", "/api/keys", map[string]any{"name": "c", "roles": []string{"reader"}}, "admin").JSON()
+	write(t, s, "notes", 2, func(i int) map[string]any { return map[string]any{"text": "before"} })
+	cl, _ := kgo.NewClient(kgo.SeedBrokers(addr), kgo.ConsumeTopics("notes"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchMaxWait(200*time.Millisecond), kgo.SASL(plain.Auth{User: "c", Pass: kr["key"].(string)}.AsMechanism()))
+	defer cl.Close()
+	if got := poll(t, cl, 2); len(got) != 2 {
+		t.Fatalf("before: %d records", len(got))
+	}
+	if r := s.Do("DELETE", "/api/keys/"+kr["id"].(string), nil, "admin"); r.Status != 204 {
+		t.Fatal(r.Status)
+	}
+	write(t, s, "notes", 3, func(i int) map[string]any { return map[string]any{"text": "after"} })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		for _, r := range fs.Records() {
+			t.Fatalf("a record after the revocation: %s", r.Value)
+		}
+		var authFailed bool
+		fs.EachError(func(_ string, _ int32, err error) { authFailed = authFailed || err != nil })
+		if authFailed {
+			break
+		}
+	}
+}

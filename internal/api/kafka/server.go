@@ -111,7 +111,12 @@ type conn struct {
 	c net.Conn
 	r *bufio.Reader
 
-	id       mantle.Identity
+	id mantle.Identity
+	// revoked is closed when the SASL credential is revoked or expires
+	// (auth.Service.Watch): the connection is closed then, and no batch
+	// built after it carries an event.
+	revoked  <-chan struct{}
+	unwatch  func()
 	saslDone bool
 	saslMech bool // a SaslHandshake named PLAIN
 	saslRaw  bool // it was v0: the next frame is a raw PLAIN token
@@ -142,6 +147,13 @@ type header struct {
 }
 
 func (c *conn) serve(ctx context.Context) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer func() {
+		if c.unwatch != nil {
+			c.unwatch()
+		}
+	}()
 	var lenBuf [4]byte
 	for {
 		if _, err := io.ReadFull(c.r, lenBuf[:]); err != nil {
@@ -338,10 +350,21 @@ func (c *conn) saslAuthenticate(ctx context.Context, r *kmsg.SASLAuthenticateReq
 	if parts == nil {
 		return fail("PLAIN credentials are authzid\\0user\\0password")
 	}
-	id, _, err := c.s.o.Auth.Authenticate(ctx, "Bearer "+parts[2])
+	id, cred, err := c.s.o.Auth.Authenticate(ctx, "Bearer "+parts[2])
 	if err != nil || id.Anonymous() {
 		return fail("the password must be a valid API key")
 	}
+	if c.unwatch != nil {
+		c.unwatch()
+	}
+	c.revoked, c.unwatch = c.s.o.Auth.Watch(cred)
+	go func(revoked <-chan struct{}) {
+		select {
+		case <-revoked:
+			c.c.Close() // the client reconnects and must authenticate again
+		case <-ctx.Done():
+		}
+	}(c.revoked)
 	c.id, c.saslDone = id, true
 	return resp
 }

@@ -115,6 +115,12 @@ func (s *session) loop(ctx context.Context) {
 			}
 			if len(evs) > 0 {
 				busy = true
+				select {
+				case <-s.revoked: // in place before any later event was published
+					s.failRevoked()
+					return
+				default:
+				}
 			}
 			if !s.sendEvents(sub, evs, write) {
 				return

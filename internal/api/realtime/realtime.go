@@ -57,9 +57,6 @@ type Options struct {
 	// OnClose, when set, hears every connection the server closes, with
 	// the code and reason (for metrics and tests).
 	OnClose func(code websocket.StatusCode, reason string)
-	// Recheck is how often the connection's credential is checked again
-	// (logout, revoked keys); default 30s. Expiry closes it on time.
-	Recheck time.Duration
 }
 
 type handler struct{ Options }
@@ -77,9 +74,6 @@ func New(o Options) http.Handler {
 	}
 	if o.MaxSubscriptions <= 0 {
 		o.MaxSubscriptions = 100
-	}
-	if o.Recheck <= 0 {
-		o.Recheck = 30 * time.Second
 	}
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -104,7 +98,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return // Accept has answered
 	}
 	c.SetReadLimit(h.MaxMessage)
-	s := &session{h: h, c: c, fw: &frameWriter{conn: hj.conn}, id: id, cred: cred, header: header,
+	revoked, stop := h.Auth.Watch(cred)
+	defer stop()
+	s := &session{h: h, c: c, fw: &frameWriter{conn: hj.conn}, id: id, cred: cred, header: header, revoked: revoked,
 		ctl: make(chan control, h.SendBuffer), ids: map[string]bool{},
 		closeDone: make(chan struct{}), loopDone: make(chan struct{})}
 	s.run(r.Context())
@@ -121,6 +117,9 @@ type session struct {
 	id     mantle.Identity
 	cred   auth.Credential
 	header string
+	// revoked is closed when the credential is revoked or expires
+	// (auth.Service.Watch); nil for anonymous connections.
+	revoked <-chan struct{}
 
 	ctl chan control // from the reader to the event loop
 
@@ -203,34 +202,26 @@ func (s *session) send(c control) bool {
 	}
 }
 
-// watchCredential closes the connection when its credential expires, and
-// checks now and then that it was not revoked (logout, a deleted key).
+// watchCredential closes the connection with 4401 when its credential
+// expires or is revoked (logout, a revoked key, a change of the user's
+// roles or password, on any node: auth.Service.Watch).
 func (s *session) watchCredential(ctx context.Context) {
-	if s.cred.Kind == "" {
+	if s.revoked == nil {
 		return // anonymous: nothing to expire
 	}
-	var expiry <-chan time.Time
-	if !s.cred.Expires.IsZero() {
-		t := time.NewTimer(time.Until(s.cred.Expires))
-		defer t.Stop()
-		expiry = t.C
+	select {
+	case <-ctx.Done():
+	case <-s.revoked:
+		s.failRevoked()
 	}
-	tick := time.NewTicker(s.h.Recheck)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-expiry:
-			s.fail(CloseAuth, "the credential expired; reconnect with a fresh token and resume")
-			return
-		case <-tick.C:
-			if _, _, err := s.h.Auth.Authenticate(ctx, s.header); err != nil && ctx.Err() == nil {
-				s.fail(CloseAuth, "the credential is no longer valid; reconnect with a fresh token and resume")
-				return
-			}
-		}
+}
+
+func (s *session) failRevoked() {
+	if !s.cred.Expires.IsZero() && !time.Now().Before(s.cred.Expires) {
+		s.fail(CloseAuth, "the credential expired; reconnect with a fresh token and resume")
+		return
 	}
+	s.fail(CloseAuth, "the credential was revoked (signed out, key revoked, roles or password changed); reconnect with a valid one and resume")
 }
 
 // clientMsg is any message a client sends.

@@ -276,8 +276,8 @@ func TestAuth(t *testing.T) {
 	}
 	c.CloseNow()
 
-	// A logged-out session is cut off at the next check.
-	h := realtime.New(realtime.Options{Engine: s.App.Engine, Hub: s.App.Hub, Auth: s.App.Auth, Recheck: 20 * time.Millisecond})
+	// A logged-out session is cut off.
+	h := realtime.New(realtime.Options{Engine: s.App.Engine, Hub: s.App.Hub, Auth: s.App.Auth})
 	hs := httptest.NewServer(h)
 	defer hs.Close()
 	cl := dial(t, hs.URL, token)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/auth"
 	"github.com/mantlehq/mantle/internal/feed"
 	"github.com/mantlehq/mantle/internal/store"
 )
@@ -111,14 +112,19 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) error {
 	if out.send(connectedFrame) != nil {
 		return nil
 	}
-	h.tail(ctx, out, m, feed.NewCursor(h.Hub, h.Engine, f.After))
+	revoked, stop := h.Auth.Watch(auth.CredentialFrom(r.Context()))
+	defer stop()
+	h.tail(ctx, out, m, feed.NewCursor(h.Hub, h.Engine, f.After), revoked)
 	return nil
 }
 
-// tail sends the stream's events until the client goes or the server
-// stops: each step's matching events in one send, as the frames the
-// events rendered once for every stream.
-func (h *handler) tail(ctx context.Context, out sseOut, m *feed.Matcher, cur *feed.Cursor) {
+// tail sends the stream's events until the client goes, the server stops
+// or the credential is revoked or expires (revoked is closed): each
+// step's matching events in one send, as the frames the events rendered
+// once for every stream. A revocation is in place before any later event
+// is published (auth.Service.Observe), so the check before each send
+// keeps every event after it from the stream.
+func (h *handler) tail(ctx context.Context, out sseOut, m *feed.Matcher, cur *feed.Cursor, revoked <-chan struct{}) {
 	heartbeat := time.NewTicker(h.Heartbeat)
 	defer heartbeat.Stop()
 	var frames [][]byte
@@ -126,6 +132,12 @@ func (h *handler) tail(ctx context.Context, out sseOut, m *feed.Matcher, cur *fe
 		evs, wait, err := cur.Next(ctx, 512)
 		if err != nil {
 			return // headers are sent; end the stream, the client resumes
+		}
+		select {
+		case <-revoked:
+			out.send(revokedFrame)
+			return
+		default:
 		}
 		frames = frames[:0]
 		for _, ev := range evs {
@@ -142,6 +154,9 @@ func (h *handler) tail(ctx context.Context, out sseOut, m *feed.Matcher, cur *fe
 		select {
 		case <-ctx.Done():
 			return
+		case <-revoked:
+			out.send(revokedFrame)
+			return
 		case <-wait:
 		case <-heartbeat.C:
 			if out.send(heartbeatFrame) != nil {
@@ -154,4 +169,8 @@ func (h *handler) tail(ctx context.Context, out sseOut, m *feed.Matcher, cur *fe
 var (
 	connectedFrame = []byte("retry: 1000\n: connected\n\n")
 	heartbeatFrame = []byte(": heartbeat\n\n")
+	// revokedFrame tells the client why the stream ends: its credential
+	// was revoked or expired. EventSource reconnects by itself; with a
+	// fresh token it resumes after its last event id.
+	revokedFrame = []byte("event: auth.revoked\ndata: {\"reason\":\"auth.credential_ended\",\"detail\":\"the credential was revoked or expired; reconnect with a fresh token\"}\n\n")
 )
