@@ -145,6 +145,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		st.Close()
 		return nil, err
 	}
+	eng.SetReadLimits(engine.ReadLimits{QueryTimeout: cfg.QueryTimeout, AnonQueryTimeout: cfg.AnonQueryTimeout})
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil { // keys and compiled modules live here with any store
 		st.Close()
 		return nil, fmt.Errorf("create data folder: %w", err)

@@ -339,4 +339,5 @@ var known = map[string]bool{
 	EnvAdminToken: true, EnvMaxBody: true, EnvLogLevel: true, EnvRateLimit: true, EnvAccessTTL: true, EnvSignIn: true, EnvListCache: true,
 	EnvPublicURL: true, EnvKafka: true, EnvWasmCache: true, EnvBenchNative: true, EnvWebhookPrivate: true,
 	EnvReadTimeout: true, EnvWriteTimeout: true, EnvIdleTimeout: true, EnvMaxConns: true, EnvMaxConnsPerIP: true,
+	EnvQueryTimeout: true, EnvAnonQuery: true,
 }

@@ -16,6 +16,8 @@ const (
 	EnvIdleTimeout   = "MANTLE_IDLE_TIMEOUT"
 	EnvMaxConns      = "MANTLE_MAX_CONNS"
 	EnvMaxConnsPerIP = "MANTLE_MAX_CONNS_PER_IP"
+	EnvQueryTimeout  = "MANTLE_QUERY_TIMEOUT"
+	EnvAnonQuery     = "MANTLE_ANON_QUERY_TIMEOUT"
 )
 
 // Limits are the connection settings of the HTTP and Kafka listeners.
@@ -34,19 +36,24 @@ type Limits struct {
 	// MaxConnsPerIP caps open connections from one client address
 	// (default 256); past it a connection is answered 503 and closed.
 	MaxConnsPerIP int
+	// QueryTimeout bounds a list or events page (default 5s);
+	// AnonQueryTimeout an anonymous caller's (default 1s). Past it the
+	// statement is interrupted and the answer is 503 query.timeout.
+	QueryTimeout, AnonQueryTimeout time.Duration
 }
 
 // DefaultLimits returns the connection settings' defaults.
 func DefaultLimits() Limits {
 	return Limits{ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 60 * time.Second,
-		MaxConns: 10_000, MaxConnsPerIP: 256}
+		MaxConns: 10_000, MaxConnsPerIP: 256, QueryTimeout: 5 * time.Second, AnonQueryTimeout: time.Second}
 }
 
 func (l *Limits) fromEnv(getenv func(string) string) error {
 	for _, d := range []struct {
 		env string
 		dst *time.Duration
-	}{{EnvReadTimeout, &l.ReadTimeout}, {EnvWriteTimeout, &l.WriteTimeout}, {EnvIdleTimeout, &l.IdleTimeout}} {
+	}{{EnvReadTimeout, &l.ReadTimeout}, {EnvWriteTimeout, &l.WriteTimeout}, {EnvIdleTimeout, &l.IdleTimeout},
+		{EnvQueryTimeout, &l.QueryTimeout}, {EnvAnonQuery, &l.AnonQueryTimeout}} {
 		if v := getenv(d.env); v != "" {
 			x, err := time.ParseDuration(v)
 			if err != nil {
@@ -76,11 +83,16 @@ func (l *Limits) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&l.IdleTimeout, "idle-timeout", l.IdleTimeout, "close keep-alive connections idle this long")
 	fs.IntVar(&l.MaxConns, "max-conns", l.MaxConns, "open connections in total")
 	fs.IntVar(&l.MaxConnsPerIP, "max-conns-per-ip", l.MaxConnsPerIP, "open connections from one client address")
+	fs.DurationVar(&l.QueryTimeout, "query-timeout", l.QueryTimeout, "longest a list or events query may run")
+	fs.DurationVar(&l.AnonQueryTimeout, "anon-query-timeout", l.AnonQueryTimeout, "longest an anonymous caller's query may run")
 }
 
 func (l *Limits) validate() error {
 	if l.ReadTimeout < 100*time.Millisecond || l.WriteTimeout < 100*time.Millisecond || l.IdleTimeout < 100*time.Millisecond {
 		return errors.New("the read, write and idle timeouts must be at least 100ms")
+	}
+	if l.QueryTimeout < time.Millisecond || l.AnonQueryTimeout < time.Millisecond {
+		return errors.New("the query timeouts must be at least 1ms")
 	}
 	if l.MaxConns < 1 || l.MaxConnsPerIP < 1 || l.MaxConnsPerIP > l.MaxConns {
 		return errors.New("the connection caps must be at least 1, and the cap per address at most the total")

@@ -23,9 +23,10 @@ import (
 
 // Engine serves reads and writes over a store.
 type Engine struct {
-	store store.Store
-	state atomic.Pointer[state]
-	now   func() time.Time
+	store  store.Store
+	state  atomic.Pointer[state]
+	limits atomic.Pointer[limits]
+	now    func() time.Time
 }
 
 // state is the applied schema and what is derived from it; it is replaced
@@ -66,6 +67,7 @@ func New(ctx context.Context, st store.Store) (*Engine, error) {
 		return nil, err
 	}
 	e.state.Store(state)
+	e.limits.Store(newLimits(ReadLimits{}))
 	return e, nil
 }
 

@@ -148,9 +148,14 @@ func (e *Engine) List(ctx context.Context, coll string, params url.Values) (*Pag
 	}
 	q.Filter = query.Simplify(query.And{L: allowed, R: q.Filter})
 	q.Encode = len(q.Expand) == 0
-	sp, err := e.store.List(ctx, c, q)
+	ctx, done, err := e.budget(ctx, caller)
 	if err != nil {
 		return nil, err
+	}
+	defer done()
+	sp, err := e.store.List(ctx, c, q)
+	if err != nil {
+		return nil, budgetErr(ctx, caller, e.limits.Load(), err)
 	}
 	p := &Page{Collection: c, Query: q, Records: sp.Records, JSON: sp.JSON, Total: sp.Total}
 	if sp.More && len(sp.Records) > 0 {
@@ -161,7 +166,7 @@ func (e *Engine) List(ctx context.Context, coll string, params url.Values) (*Pag
 	}
 	if len(q.Expand) > 0 {
 		if p.Expanded, err = e.expand(ctx, caller, c, q.Expand, sp.Records); err != nil {
-			return nil, err
+			return nil, budgetErr(ctx, caller, e.limits.Load(), err)
 		}
 	}
 	return p, nil
@@ -213,9 +218,15 @@ func (e *Engine) Events(ctx context.Context, f store.EventFilter) (evs []*eventl
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
-	evs, err = e.store.Events(ctx, f)
+	caller := mantle.IdentityFrom(ctx)
+	ctx, done, err := e.budget(ctx, caller)
 	if err != nil {
 		return nil, 0, err
+	}
+	defer done()
+	evs, err = e.store.Events(ctx, f)
+	if err != nil {
+		return nil, 0, budgetErr(ctx, caller, e.limits.Load(), err)
 	}
 	covered = max(last, f.After)
 	if len(evs) > 0 {
@@ -223,7 +234,6 @@ func (e *Engine) Events(ctx context.Context, f store.EventFilter) (evs []*eventl
 			covered = evs[len(evs)-1].Seq
 		}
 	}
-	caller := mantle.IdentityFrom(ctx)
 	out := evs[:0]
 	for _, ev := range evs {
 		if v := e.EventFor(caller, ev); v != nil {
@@ -297,7 +307,15 @@ func (e *Engine) LastSeq(ctx context.Context) (int64, error) { return e.store.La
 
 // StoreEvents reads events from the log without filtering them by caller;
 // transports that tail the log apply CanSee themselves.
+// Reads take one of the few catch-up slots (ReadLimits), so that
+// thousands of subscriptions starting from the beginning of the log read
+// it a few at a time instead of holding every database connection.
 func (e *Engine) StoreEvents(ctx context.Context, f store.EventFilter) ([]*eventlog.Event, error) {
+	done, err := e.catchUp(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	return e.store.Events(ctx, f)
 }
 

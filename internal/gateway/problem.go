@@ -38,7 +38,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	status := me.HTTPStatus()
 	p := Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: me.Message,
 		Code: me.Code, Reason: me.Reason, Fields: me.Fields, RequestID: RequestID(r.Context())}
-	if me.Code == mantle.RateLimited {
+	if me.Code == mantle.RateLimited || me.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(max(me.RetryAfter, 1)))
 	}
 	w.Header().Set("Content-Type", "application/problem+json")

@@ -72,6 +72,10 @@ func (p *readPool) query(ctx context.Context, q string, args []any, row func(*sq
 		return ctx.Err()
 	}
 	defer func() { p.conns <- rc }()
+	// The statement stops when ctx ends (a query's time budget, a client
+	// that left): SQLite's progress handler checks it every 1,000 steps.
+	rc.c.SetInterrupt(ctx)
+	defer rc.c.SetInterrupt(context.Background())
 	s, err := rc.stmt(q)
 	if err != nil {
 		return err
