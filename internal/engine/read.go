@@ -215,6 +215,9 @@ func (e *Engine) Events(ctx context.Context, f store.EventFilter) (evs []*eventl
 	if err != nil {
 		return nil, 0, err
 	}
+	if err := afterHead(f.After, last); err != nil {
+		return nil, 0, err
+	}
 	if f.Limit <= 0 {
 		f.Limit = 100
 	}
@@ -300,6 +303,26 @@ func (e *Engine) CanSee(caller mantle.Identity, ev *eventlog.Event) bool {
 	}
 	r, err := ev.Record(c)
 	return err == nil && rules.CanView(caller, r)
+}
+
+// CheckAfter refuses a resume point past the end of the log: a consumer
+// whose cursor is ahead of the log (a log restored from a backup, a
+// cursor of another deployment) must notice, not wait in silence for
+// sequences that were never written, or were written with other events.
+func (e *Engine) CheckAfter(ctx context.Context, after int64) error {
+	last, err := e.store.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	return afterHead(after, last)
+}
+
+func afterHead(after, last int64) error {
+	if after > last {
+		return mantle.Errorf(mantle.Invalid, "query.after_past_head",
+			"after %d is past the end of the log (sequence %d): start again from %d or earlier; this log is not the one your cursor came from, or it was restored", after, last, last)
+	}
+	return nil
 }
 
 // LastSeq returns the last sequence of the log.

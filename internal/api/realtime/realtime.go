@@ -335,6 +335,10 @@ func (s *session) subscribe(ctx context.Context, m clientMsg) {
 			return
 		}
 		after = *m.After
+		if err := s.h.Engine.CheckAfter(ctx, after); err != nil {
+			s.sendError(m.ID, err)
+			return
+		}
 	} else if after, err = s.h.Engine.LastSeq(ctx); err != nil {
 		s.sendError(m.ID, err)
 		return

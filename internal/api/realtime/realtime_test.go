@@ -551,3 +551,14 @@ func TestPreviousFollowsViewRule(t *testing.T) {
 		t.Errorf("the author got %s", m)
 	}
 }
+
+// A subscription that resumes past the end of the log is refused with a
+// reason, instead of waiting for sequences that will carry other events.
+func TestAfterPastTheHead(t *testing.T) {
+	s := apptest.Start(t, project)
+	c := dial(t, s.URL, "")
+	c.send(map[string]any{"type": "subscribe", "id": "x", "collections": []string{"notes"}, "after": s.LastSeq() + 10})
+	if m := c.next(); m.Type != "error" || m.ID != "x" || m.Reason != "query.after_past_head" {
+		t.Errorf("got %+v", m)
+	}
+}

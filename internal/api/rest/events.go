@@ -101,6 +101,9 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := h.Engine.CheckAfter(r.Context(), f.After); err != nil {
+		return err
+	}
 	out, ctx, err := openSSE(w, r)
 	if errors.Is(err, errClientGone) {
 		return nil

@@ -165,3 +165,20 @@ func TestStreamHeartbeat(t *testing.T) {
 		}
 	}
 }
+
+// A resume point past the end of the log is an error on the events API
+// and the stream, not silence: the consumer's cursor came from another
+// log, or this one was restored.
+func TestAfterPastTheHead(t *testing.T) {
+	s := apptest.Start(t, blog)
+	head := s.LastSeq()
+	r := s.Do("GET", "/api/events?after="+strconv.FormatInt(head+5, 10), nil, "admin")
+	apptest.CheckProblem(t, r, "invalid", "query.after_past_head", nil)
+	r = s.Do("GET", "/api/events/stream?after="+strconv.FormatInt(head+1, 10), nil, "admin")
+	apptest.CheckProblem(t, r, "invalid", "query.after_past_head", nil)
+	r = s.Do("GET", "/api/events/stream", nil, "admin", "Last-Event-ID: "+strconv.FormatInt(head+1, 10))
+	apptest.CheckProblem(t, r, "invalid", "query.after_past_head", nil)
+	if r := s.Do("GET", "/api/events?after="+strconv.FormatInt(head, 10), nil, "admin"); r.Status != 200 {
+		t.Errorf("after = the head: %d %s", r.Status, r.Body)
+	}
+}
