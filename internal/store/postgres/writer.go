@@ -98,7 +98,7 @@ func (db *DB) runSafe(batch []*sqlkit.Req) {
 			return
 		}
 		nev := len(t.events)
-		req.Err = sqlkit.Call(req.Fn, t)
+		req.Err = full(sqlkit.Call(req.Fn, t))
 		if req.Err == nil {
 			req.Err = t.flush()
 		}
@@ -248,7 +248,16 @@ func (db *DB) abort(batch []*sqlkit.Req, err error) {
 	db.fail(batch, err)
 }
 
-func (db *DB) fail(batch []*sqlkit.Req, err error) { sqlkit.Fail(batch, err) }
+func (db *DB) fail(batch []*sqlkit.Req, err error) { sqlkit.Fail(batch, full(err)) }
+
+// full turns PostgreSQL's disk_full (53100) into the store.full problem.
+func full(err error) error {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) && pe.Code == "53100" {
+		return sqlkit.ErrFull
+	}
+	return err
+}
 
 // tx implements store.Tx for the writer goroutine.
 type tx struct {

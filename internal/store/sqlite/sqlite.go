@@ -77,6 +77,7 @@ type DB struct {
 	closeMu sync.Once
 	nextSeq int64 // owned by the writer goroutine
 
+	disk      fullState     // see full.go
 	prio      error         // raiseWriter's answer
 	writerTID int           // the writer's thread when it started (Linux)
 	prioDone  chan struct{} // closed once prio is set

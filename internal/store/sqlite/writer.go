@@ -114,7 +114,7 @@ func (db *DB) runFast(batch []*sqlkit.Req) bool {
 		return true
 	}
 	for _, req := range batch {
-		if req.Err = sqlkit.Call(req.Fn, tx); req.Err != nil {
+		if req.Err = db.classify(sqlkit.Call(req.Fn, tx)); req.Err != nil {
 			db.wconn.ExecContext(context.Background(), "ROLLBACK")
 			db.nextSeq = startSeq
 			if len(batch) == 1 {
@@ -144,7 +144,7 @@ func (db *DB) runSafe(batch []*sqlkit.Req) {
 			return
 		}
 		seq, nev, nch := db.nextSeq, len(tx.events), len(tx.changes)
-		req.Err = sqlkit.Call(req.Fn, tx)
+		req.Err = db.classify(sqlkit.Call(req.Fn, tx))
 		if req.Err != nil {
 			db.nextSeq, tx.events, tx.changes = seq, tx.events[:nev], tx.changes[:nch]
 			if _, err := db.exec("ROLLBACK TO w"); err != nil {
@@ -177,6 +177,7 @@ func (db *DB) commit(batch []*sqlkit.Req, tx *tx, startSeq int64) {
 		db.abort(batch, startSeq, fmt.Errorf("commit: %w", err))
 		return
 	}
+	db.wrote()
 	db.wakeCheckpointer()
 	if tx.migrated {
 		db.resetStatements()
@@ -199,7 +200,7 @@ func (db *DB) abort(batch []*sqlkit.Req, startSeq int64, err error) {
 	db.fail(batch, err)
 }
 
-func (db *DB) fail(batch []*sqlkit.Req, err error) { sqlkit.Fail(batch, err) }
+func (db *DB) fail(batch []*sqlkit.Req, err error) { sqlkit.Fail(batch, db.classify(err)) }
 
 // resetStatements drops cached statements after a schema change.
 func (db *DB) resetStatements() {
