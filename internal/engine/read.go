@@ -198,8 +198,12 @@ func (e *Engine) expand(ctx context.Context, caller mantle.Identity, c *schema.C
 		rules := e.Rules(target)
 		for i, r := range recs {
 			id, _ := r.Data[name].(string)
-			if rel := related[id]; rel != nil && rules.CanView(caller, rel) {
+			switch rel := related[id]; {
+			case id == "":
+			case rel != nil && rules.CanView(caller, rel):
 				out[i][name] = target.MarshalRecord(rel)
+			default: // gone, or not for this caller: null, never the bare id
+				out[i][name] = json.RawMessage("null")
 			}
 		}
 	}

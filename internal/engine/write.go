@@ -295,6 +295,9 @@ func (e *Engine) apply(tx store.Tx, id mantle.Identity, p prepared, pfx string) 
 		if err != nil {
 			return res, err
 		}
+		if err := e.resolveReferences(tx, id, now, c, cur.ID); err != nil {
+			return res, err
+		}
 		if err := tx.Delete(c, cur.ID); err != nil {
 			return res, err
 		}

@@ -193,7 +193,7 @@ func (p *parser) collection(name string, k, v *yaml.Node, users *schema.Collecti
 	return c
 }
 
-var fieldKeys = []string{"type", "required", "integer", "min", "max", "values", "collection"}
+var fieldKeys = []string{"type", "required", "integer", "min", "max", "values", "collection", "onDelete"}
 
 func (p *parser) field(c *schema.Collection, name string, k, v *yaml.Node) *schema.Field {
 	what := fmt.Sprintf("collection %q field %q", c.Name, name)
@@ -228,6 +228,11 @@ func (p *parser) field(c *schema.Collection, name string, k, v *yaml.Node) *sche
 			f.Values = p.strings(v, what+" values")
 		case "collection":
 			f.Collection, _ = p.str(v, what+" collection")
+		case "onDelete":
+			f.OnDelete, _ = p.str(v, what+" onDelete")
+			if !slices.Contains([]string{schema.OnDeleteRestrict, schema.OnDeleteCascade, schema.OnDeleteSetNull}, f.OnDelete) {
+				p.errorf(v, "%s: onDelete is restrict, cascade or setNull", what)
+			}
 		}
 	})
 	if typeNode == nil {
@@ -245,6 +250,12 @@ func (p *parser) field(c *schema.Collection, name string, k, v *yaml.Node) *sche
 func (p *parser) fieldOptions(f *schema.Field, what string, n *yaml.Node) {
 	if f.Integer && f.Type != schema.Number {
 		p.errorf(n, "%s: `integer` applies to number fields only", what)
+	}
+	if f.OnDelete != "" && f.Type != schema.Relation {
+		p.errorf(n, "%s: `onDelete` applies to relation fields only", what)
+	}
+	if f.OnDelete == schema.OnDeleteSetNull && f.Required {
+		p.errorf(n, "%s: a required field cannot be set to null when its target is deleted; use restrict or cascade", what)
 	}
 	if (f.Min != nil || f.Max != nil) && f.Type != schema.Number && f.Type != schema.Text {
 		p.errorf(n, "%s: `min` and `max` apply to number and text fields only", what)

@@ -86,6 +86,9 @@ func describeField(f *Field) string {
 	if f.Collection != "" {
 		parts = append(parts, "-> "+f.Collection)
 	}
+	if f.OnDelete != "" && f.OnDelete != OnDeleteRestrict {
+		parts = append(parts, "on delete "+f.OnDelete)
+	}
 	return strings.Join(parts, ", ")
 }
 
@@ -183,7 +186,7 @@ func touchesRetyped(ix Index, oc, nc *Collection) bool {
 func fieldEqual(a, b *Field) bool {
 	return a.Type == b.Type && a.Required == b.Required && a.Integer == b.Integer &&
 		floatPtrEqual(a.Min, b.Min) && floatPtrEqual(a.Max, b.Max) &&
-		slices.Equal(a.Values, b.Values) && a.Collection == b.Collection
+		slices.Equal(a.Values, b.Values) && a.Collection == b.Collection && a.OnDeleteAction() == b.OnDeleteAction()
 }
 
 func floatPtrEqual(a, b *float64) bool {

@@ -35,3 +35,30 @@ func ExampleCollection_Decode() {
 	// Output:
 	// must be one of "draft", "published"
 }
+
+// Integers beyond 2^53 are refused instead of rounded; -0 is 0; a lone
+// UTF-16 surrogate escape in text becomes U+FFFD, as in encoding/json.
+func ExampleCollection_Decode_numbers() {
+	c := &schema.Collection{Name: "m", Fields: []*schema.Field{
+		{Name: "n", Type: schema.Number}, {Name: "i", Type: schema.Number, Integer: true}, {Name: "t", Type: schema.Text}}}
+	for _, body := range []string{`{"n": 9007199254740992}`, `{"n": 9007199254740993}`, `{"n": 1e300}`, `{"i": 1e300}`,
+		`{"n": -0}`, `{"i": 2.5}`, `{"t": "\ud800x"}`} {
+		raw := map[string]json.RawMessage{}
+		json.Unmarshal([]byte(body), &raw)
+		data, err := c.Decode(raw, false, "")
+		if err != nil {
+			fmt.Println(body, "→", err.Fields)
+			continue
+		}
+		out, _ := json.Marshal(data)
+		fmt.Println(body, "→", string(out))
+	}
+	// Output:
+	// {"n": 9007199254740992} → {"n":9007199254740992}
+	// {"n": 9007199254740993} → map[n:must be between -9007199254740992 and 9007199254740992 (2^53) to be kept exactly; send larger integers as text]
+	// {"n": 1e300} → {"n":1e+300}
+	// {"i": 1e300} → map[i:must be between -9007199254740992 and 9007199254740992 (2^53) to be kept exactly; send larger integers as text]
+	// {"n": -0} → {"n":0}
+	// {"i": 2.5} → map[i:must be an integer]
+	// {"t": "\ud800x"} → {"t":"�x"}
+}

@@ -167,8 +167,21 @@ func (f *Field) decode(v json.RawMessage) (any, string) {
 		if err != nil || math.IsInf(n, 0) || math.IsNaN(n) {
 			return nil, "must be a finite number"
 		}
-		if f.Integer && (n != math.Trunc(n) || math.Abs(n) > 1<<53) {
+		tooBig := f.Integer && math.Abs(n) > 1<<53
+		if !bytes.ContainsAny(v, ".eE") { // an integer literal: is it exactly what we store?
+			i, err := strconv.ParseInt(string(v), 10, 64)
+			tooBig = tooBig || err != nil || i > 1<<53 || i < -(1<<53)
+		}
+		if tooBig {
+			// A float64 holds every integer up to 2^53 and not all of them
+			// beyond: refuse rather than store a rounded value.
+			return nil, "must be between -9007199254740992 and 9007199254740992 (2^53) to be kept exactly; send larger integers as text"
+		}
+		if f.Integer && n != math.Trunc(n) {
 			return nil, "must be an integer"
+		}
+		if n == 0 {
+			n = 0 // -0 is stored and returned as 0
 		}
 		if f.Min != nil && n < *f.Min {
 			return nil, fmt.Sprintf("must be at least %g", *f.Min)

@@ -58,6 +58,25 @@ type Field struct {
 	Max        *float64  `json:"max,omitempty"`        // number: greatest value; text: greatest length
 	Values     []string  `json:"values,omitempty"`     // select: the allowed values
 	Collection string    `json:"collection,omitempty"` // relation: the target collection
+	// OnDelete is what a deletion of the target does to records that
+	// point at it (relation only): OnDeleteRestrict (the default, as in
+	// every SQL database), OnDeleteCascade or OnDeleteSetNull.
+	OnDelete string `json:"onDelete,omitempty"`
+}
+
+// What a deletion does to the records that point at the deleted one.
+const (
+	OnDeleteRestrict = "restrict" // refuse the deletion (409 record.referenced)
+	OnDeleteCascade  = "cascade"  // delete them too
+	OnDeleteSetNull  = "setNull"  // clear their field
+)
+
+// OnDeleteAction returns the field's action, restrict when unset.
+func (f *Field) OnDeleteAction() string {
+	if f.OnDelete == "" {
+		return OnDeleteRestrict
+	}
+	return f.OnDelete
 }
 
 // Index is an index over one or more fields.

@@ -60,6 +60,10 @@ type Tx interface {
 	Update(c *schema.Collection, r *schema.Record) error
 	// Delete removes a record by id.
 	Delete(c *schema.Collection, id string) error
+	// Referencing returns up to limit records of c whose relation field
+	// holds id, in id order: the records a deletion of id would leave
+	// dangling.
+	Referencing(c *schema.Collection, field, id string, limit int) ([]*schema.Record, error)
 	// Append adds an event to the log. Its Seq is set by the time Write
 	// returns; an adapter may number events only at commit, so fn must not
 	// rely on Seq.

@@ -125,3 +125,27 @@ func (db *DB) GetMany(ctx context.Context, c *schema.Collection, ids []string) (
 	}
 	return out, wrap("get "+c.Name, rows.Err())
 }
+
+// Referencing implements store.Tx.
+func (t *tx) Referencing(c *schema.Collection, field, id string, limit int) ([]*schema.Record, error) {
+	if hasNUL(id) {
+		return nil, nil
+	}
+	if err := t.flush(); err != nil {
+		return nil, err
+	}
+	rows, err := t.db.wconn.Query(bg, `SELECT `+columns(c)+` FROM `+quote(c.Name)+` WHERE `+quote(field)+` = $1 ORDER BY id LIMIT $2`, id, limit)
+	if err != nil {
+		return nil, wrap("references in "+c.Name, err)
+	}
+	defer rows.Close()
+	var out []*schema.Record
+	for rows.Next() {
+		sc := newScanner(c)
+		if err := rows.Scan(sc.dest...); err != nil {
+			return nil, wrap("references in "+c.Name, err)
+		}
+		out = append(out, sc.record())
+	}
+	return out, wrap("references in "+c.Name, rows.Err())
+}

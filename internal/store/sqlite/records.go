@@ -104,3 +104,24 @@ func (db *DB) GetMany(ctx context.Context, c *schema.Collection, ids []string) (
 	})
 	return out, wrap("get "+c.Name, err)
 }
+
+// Referencing implements store.Tx.
+func (t *tx) Referencing(c *schema.Collection, field, id string, limit int) ([]*schema.Record, error) {
+	q := `SELECT ` + columns(c) + ` FROM ` + quote(c.Name) + ` WHERE ` + quote(field) + ` = ? ORDER BY id LIMIT ?`
+	s, err := t.db.wstmt(q)
+	if err != nil {
+		return nil, wrap("references in "+c.Name, err)
+	}
+	defer s.Reset()
+	if err := bindValue(s, 1, id); err != nil {
+		return nil, err
+	}
+	if err := bindValue(s, 2, limit); err != nil {
+		return nil, err
+	}
+	var out []*schema.Record
+	for s.Step() {
+		out = append(out, scanRaw(c, s))
+	}
+	return out, wrap("references in "+c.Name, s.Err())
+}

@@ -41,6 +41,7 @@ func Run(t *testing.T, open Open) {
 		{"Secrets", testSecrets},
 		{"FilterMatchesEval", testFilterMatchesEval},
 		{"EncodedRows", testEncodedRows},
+		{"Referencing", testReferencing},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -578,4 +579,48 @@ func testSecrets(t *testing.T, s store.Store) {
 			t.Errorf("creator %d got %q, the store holds %q", i, v, stored)
 		}
 	}
+}
+
+// testReferencing finds the records whose relation field holds an id, in
+// id order, up to the limit, inside the write transaction.
+func testReferencing(t *testing.T, s store.Store) {
+	c := things(t, s)
+	target := record("t0", "target", 0)
+	insert(t, s, c, target)
+	var recs []*schema.Record
+	for i := 3; i >= 1; i-- {
+		r := record(fmt.Sprintf("r%d", i), fmt.Sprintf("ref %d", i), float64(i))
+		r.Data["ref"] = "t0"
+		recs = append(recs, r)
+	}
+	other := record("r9", "other", 9)
+	other.Data["ref"] = "nope"
+	insert(t, s, c, append(recs, other)...)
+	err := s.Write(context.Background(), func(tx store.Tx) error {
+		got, err := tx.Referencing(c, "ref", "t0", 2)
+		if err != nil {
+			return err
+		}
+		if len(got) != 2 || got[0].ID != "r1" || got[1].ID != "r2" {
+			t.Errorf("referencing t0, limit 2: %v", ids(got))
+		}
+		if got, err := tx.Referencing(c, "ref", "t0", 10); err != nil || len(got) != 3 || got[2].Data["name"] != "ref 3" {
+			t.Errorf("referencing t0: %v %v", ids(got), err)
+		}
+		if got, err := tx.Referencing(c, "ref", "missing", 10); err != nil || len(got) != 0 {
+			t.Errorf("referencing nothing: %v %v", ids(got), err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ids(recs []*schema.Record) []string {
+	out := []string{}
+	for _, r := range recs {
+		out = append(out, r.ID)
+	}
+	return out
 }
