@@ -29,7 +29,7 @@ func metaPaths(paths obj, s *schema.Schema) {
 				"properties": obj{
 					"op":         obj{"type": "string", "enum": []string{"create", "update", "delete"}},
 					"collection": obj{"type": "string", "enum": ops},
-					"id":         obj{"type": "string"},
+					"id":         obj{"type": "string", "description": "update, delete: the record; create: the new record's id (as data.id)"},
 					"data":       obj{"type": "object"},
 					"ifMatch":    obj{"type": "integer", "minimum": 1},
 				},

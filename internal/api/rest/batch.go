@@ -103,5 +103,14 @@ func decodeOp(raw json.RawMessage, i int) (engine.Op, error) {
 	if op.Kind != engine.Create && op.ID == "" {
 		return op, fail("id", "required")
 	}
+	if op.Kind == engine.Create && op.ID != "" {
+		// A create's op-level id chooses the new record's id, as data.id does.
+		idJSON, _ := json.Marshal(op.ID)
+		if given, ok := op.Data["id"]; ok && string(given) != string(idJSON) {
+			return op, fail("id", "differs from data.id; give the id once")
+		}
+		op.Data["id"] = idJSON
+		op.ID = ""
+	}
 	return op, nil
 }

@@ -2,6 +2,7 @@ package rest_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/mantlehq/mantle/internal/apptest"
@@ -84,4 +85,20 @@ func TestTimeTravel(t *testing.T) {
 func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+// A create's op-level id chooses the record's id, as the OpenAPI document
+// says; one that contradicts data.id is refused.
+func TestBatchCreateID(t *testing.T) {
+	s := apptest.Start(t, blog)
+	r := s.Do("POST", "/api/batch", map[string]any{"ops": []any{
+		map[string]any{"op": "create", "collection": "posts", "id": "chosen-1", "data": map[string]any{"title": "a"}},
+	}}, "admin")
+	if r.Status != 200 || !strings.Contains(string(r.Body), `"id":"chosen-1"`) {
+		t.Fatalf("op-level id: %d %s", r.Status, r.Body)
+	}
+	r = s.Do("POST", "/api/batch", map[string]any{"ops": []any{
+		map[string]any{"op": "create", "collection": "posts", "id": "chosen-2", "data": map[string]any{"id": "other", "title": "b"}},
+	}}, "admin")
+	apptest.CheckProblem(t, r, "invalid", "batch.invalid_op", []string{"ops[0].id"})
 }
