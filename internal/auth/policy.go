@@ -28,6 +28,10 @@ func weak(reason, field string) error {
 	return mantle.FieldError("auth.weak_password", reason, map[string]string{"password": field})
 }
 
+// CheckPassword is the password policy, for callers that check a password
+// before doing anything else (the CLI's users create); see checkPassword.
+func CheckPassword(pw string) error { return checkPassword(pw) }
+
 // checkPassword is the password policy of every path that sets one
 // (sign-up, the CLI, a reset): 8 characters to 1,024 bytes, not only
 // white space, and not one of the common passwords (compared without

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/mantlehq/mantle/internal/app"
@@ -11,8 +13,10 @@ import (
 	"github.com/mantlehq/mantle/internal/config"
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/fn"
+	"github.com/mantlehq/mantle/internal/plan"
 	"github.com/mantlehq/mantle/internal/schema"
 	"github.com/mantlehq/mantle/internal/store"
+	"github.com/mantlehq/mantle/internal/store/sqlite"
 )
 
 // openEngine opens the data folder for a one-shot command.
@@ -39,6 +43,24 @@ func planCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if !cfg.Postgres() && !exists(filepath.Join(cfg.Data, sqlite.FileName)) {
+		// plan only reads: a mistyped --data must not create a database.
+		// The plan is against an empty one, which is what apply would make.
+		fmt.Fprintf(stdout, "No database in %s yet: the plan starts from an empty one (apply or serve creates it).\n\n", cfg.Data)
+		fmt.Fprint(stdout, plan.New(nil, p.Schema))
+		if err := checkAutomations(p.Automations, stdout); err != nil {
+			return err
+		}
+		if !exists(cfg.WasmCache) { // compile to a scratch folder, not into a data folder that does not exist
+			tmp, err := os.MkdirTemp("", "mantle-plan-")
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			cfg.WasmCache = tmp
+		}
+		return checkFunctions(ctx, cfg, p.Functions, stdout)
+	}
 	st, eng, err := openEngine(ctx, cfg, false)
 	if err != nil {
 		return err
@@ -49,6 +71,11 @@ func planCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	return checkFunctions(ctx, cfg, p.Functions, stdout)
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // checkAutomations compiles the automations' expressions.

@@ -35,6 +35,23 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// a little memory for less CPU on every request.
 		debug.SetGCPercent(400)
 	}
+	// The ports first: a server that cannot listen changes nothing (no
+	// database created, no schema applied).
+	ln, err := net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return fmt.Errorf("--http: %w", err)
+	}
+	defer ln.Close()
+	var kln net.Listener
+	if cfg.Kafka != "" {
+		if kln, err = net.Listen("tcp", cfg.Kafka); err != nil {
+			return fmt.Errorf("--kafka: %w", err)
+		}
+		defer kln.Close()
+	}
+	if _, err := app.LoadProjectFiles(cfg.Project); err != nil {
+		return err // a broken project creates nothing either
+	}
 	a, err := app.Open(ctx, cfg, log)
 	if err != nil {
 		return err
@@ -46,19 +63,11 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := a.StartWorkers(ctx); err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", cfg.HTTP)
-	if err != nil {
-		return err
-	}
 	if addr := os.Getenv("MANTLE_PPROF_ADDR"); addr != "" {
 		// Profiling for operators: net/http/pprof on a separate, local address.
 		go http.ListenAndServe(addr, pprofMux(a))
 	}
-	if cfg.Kafka != "" {
-		kln, err := net.Listen("tcp", cfg.Kafka)
-		if err != nil {
-			return fmt.Errorf("--kafka: %w", err)
-		}
+	if kln != nil {
 		go func() {
 			if err := a.ServeKafka(ctx, kln); err != nil {
 				a.Log.Error("kafka listener", "err", err)

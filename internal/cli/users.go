@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/mantlehq/mantle/internal/app"
+	"github.com/mantlehq/mantle/internal/auth"
 	"github.com/mantlehq/mantle/internal/config"
 )
 
@@ -41,6 +42,17 @@ func usersCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if *email == "" || *password == "" {
 		fmt.Fprintln(stderr, "usage: mantle users create --email EMAIL (--password PW | --password-stdin) [--role admin]...")
 		return errUsage
+	}
+	// Check what can be checked before touching the data folder: a command
+	// that fails creates nothing (no database, no migrated schema).
+	if _, err := auth.NormalizeEmail(*email); err != nil {
+		return err
+	}
+	if err := auth.CheckPassword(*password); err != nil {
+		return err
+	}
+	if _, err := app.LoadProjectFiles(cfg.Project); err != nil {
+		return err
 	}
 	a, err := app.Open(ctx, cfg, newLogger(stderr, "warn"))
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -52,4 +54,46 @@ func TestUsersCreateAndReplay(t *testing.T) {
 		}
 		a.Close()
 	}
+}
+
+// A command that fails creates nothing: users create with a weak password
+// or a bad email, plan with a mistyped --data, and serve on a port that is
+// taken leave no database behind.
+func TestFailingCommandsCreateNothing(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "proj")
+	if code, _, stderr := run(t, "init", dir); code != 0 {
+		t.Fatal(stderr)
+	}
+	data := filepath.Join(dir, "mantle_data")
+	gone := func(what string) {
+		t.Helper()
+		if _, err := os.Stat(data); !os.IsNotExist(err) {
+			t.Errorf("%s left %s behind", what, data)
+			os.RemoveAll(data)
+		}
+	}
+	if code, _, stderr := run(t, "users", "create", "--project", dir, "--email", "x@example.com", "--password", "password1"); code != 1 || !strings.Contains(stderr, "common") {
+		t.Errorf("a common password: %d %q", code, stderr)
+	}
+	gone("users create with a common password")
+	if code, _, _ := run(t, "users", "create", "--project", dir, "--email", "not an email", "--password", "a fine passphrase"); code != 1 {
+		t.Errorf("a bad email: exit %d", code)
+	}
+	gone("users create with a bad email")
+	typo := filepath.Join(t.TempDir(), "mantel_data")
+	if code, out, stderr := run(t, "plan", "--project", dir, "--data", typo); code != 0 || !strings.Contains(out, "No database") || !strings.Contains(out, "create collection") {
+		t.Errorf("plan on a missing data folder: %d %q %q", code, out, stderr)
+	}
+	if _, err := os.Stat(typo); !os.IsNotExist(err) {
+		t.Errorf("plan created %s", typo)
+	}
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	if code, _, stderr := run(t, "serve", "--project", dir, "--http", taken.Addr().String()); code != 1 || !strings.Contains(stderr, "--http") {
+		t.Errorf("serve on a taken port: %d %q", code, stderr)
+	}
+	gone("serve on a taken port")
 }
