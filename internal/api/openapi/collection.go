@@ -41,6 +41,16 @@ func fieldSchema(f *schema.Field) obj {
 	return s
 }
 
+// itemSchema is a field's value in a list page: with expand, a relation
+// is the related record (or null when it is gone or hidden).
+func itemSchema(f *schema.Field) obj {
+	if f.Type != schema.Relation {
+		return nullable(fieldSchema(f))
+	}
+	return obj{"type": []string{"string", "object", "null"},
+		"description": "The id of a record in " + f.Collection + "; with expand, that record, or null when it is gone or hidden from the caller."}
+}
+
 // nullable lets a field's schema also be null.
 func nullable(s obj) obj {
 	out := obj{}
@@ -67,9 +77,13 @@ func collectionSchemas(schemas obj, c *schema.Collection) {
 		"updatedAt": obj{"type": "string", "format": "date-time"},
 		"version":   obj{"type": "integer", "minimum": 1},
 	}
-	create, update := obj{}, obj{}
+	create, update, item := obj{}, obj{}, obj{}
 	var required []string
+	for k, v := range record {
+		item[k] = v
+	}
 	for _, f := range c.Fields {
+		item[f.Name] = itemSchema(f)
 		fs := fieldSchema(f)
 		if f.Required {
 			required = append(required, f.Name)
@@ -88,13 +102,15 @@ func collectionSchemas(schemas obj, c *schema.Collection) {
 		createSchema["required"] = required
 	}
 	schemas[c.Name+"Record"] = obj{"type": "object", "required": []string{"id", "createdAt", "updatedAt", "version"}, "properties": record}
+	schemas[c.Name+"Item"] = obj{"type": "object", "required": []string{"id"}, "properties": item,
+		"description": "A record in a page: every field, or with fields= only id and those asked for; relations expanded when asked."}
 	schemas[c.Name+"Create"] = createSchema
 	schemas[c.Name+"Update"] = obj{"type": "object", "additionalProperties": false, "properties": update}
 	schemas[c.Name+"Page"] = obj{
 		"type":     "object",
 		"required": []string{"items", "nextCursor"},
 		"properties": obj{
-			"items":      obj{"type": "array", "items": ref(c.Name + "Record")},
+			"items":      obj{"type": "array", "items": ref(c.Name + "Item")},
 			"nextCursor": obj{"type": []string{"string", "null"}},
 			"total":      obj{"type": "integer"},
 		},
@@ -130,13 +146,13 @@ func collectionPaths(paths obj, c *schema.Collection) {
 				queryParam("expand", "Comma-separated relation fields to inline.", obj{"type": "string"}),
 				queryParam("count", "Include total.", obj{"type": "boolean"}),
 			},
-			"responses": with(obj{"200": obj{"description": "A page.", "content": obj{"application/json": obj{"schema": ref(n + "Page")}}}}, errs("400", "401", "403", "404")),
+			"responses": with(obj{"200": obj{"description": "A page.", "content": obj{"application/json": obj{"schema": ref(n + "Page")}}}}, errs("400", "401", "403", "404", "429", "503")),
 		},
 		"post": obj{
 			"operationId": "create_" + n, "summary": "Create a " + n + " record", "tags": tags,
 			"requestBody": jsonBody(n + "Create"),
 			"responses": with(obj{"201": jsonResponse("The new record.", n+"Record")},
-				errs("400", "401", "403", "404", "409", "413", "415")),
+				errs("400", "401", "403", "404", "409", "413", "415", "429", "503", "507")),
 		},
 	}
 	idParams := []obj{{"$ref": "#/components/parameters/id"}}
@@ -144,18 +160,18 @@ func collectionPaths(paths obj, c *schema.Collection) {
 		"get": obj{
 			"operationId": "get_" + n, "summary": "Get a " + n + " record", "tags": tags,
 			"parameters": append(idParams, queryParam("at", "An event sequence: the record as it was right after it.", obj{"type": "integer", "minimum": 1})),
-			"responses":  with(obj{"200": jsonResponse("The record.", n+"Record")}, errs("400", "401", "404")),
+			"responses":  with(obj{"200": jsonResponse("The record.", n+"Record")}, errs("400", "401", "404", "429")),
 		},
 		"patch": obj{
 			"operationId": "update_" + n, "summary": "Update a " + n + " record", "tags": tags,
 			"parameters":  append(idParams, obj{"$ref": "#/components/parameters/IfMatch"}),
 			"requestBody": jsonBody(n + "Update"),
-			"responses":   with(obj{"200": jsonResponse("The updated record.", n+"Record")}, errs("400", "401", "403", "404", "409", "412", "413", "415")),
+			"responses":   with(obj{"200": jsonResponse("The updated record.", n+"Record")}, errs("400", "401", "403", "404", "409", "412", "413", "415", "429", "503", "507")),
 		},
 		"delete": obj{
 			"operationId": "delete_" + n, "summary": "Delete a " + n + " record", "tags": tags,
 			"parameters": append(idParams, obj{"$ref": "#/components/parameters/IfMatch"}),
-			"responses":  with(obj{"204": obj{"description": "Deleted."}}, errs("400", "401", "403", "404", "412")),
+			"responses":  with(obj{"204": obj{"description": "Deleted."}}, errs("400", "401", "403", "404", "409", "412", "429", "503", "507")),
 		},
 	}
 }

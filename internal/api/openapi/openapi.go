@@ -44,9 +44,13 @@ func Document(s *schema.Schema) obj {
 	tags = append(tags, obj{"name": "events", "description": "The event log."},
 		obj{"name": "meta", "description": "Health, schema and this document."},
 		obj{"name": "batch", "description": "Atomic multi-record writes."},
-		obj{"name": "auth", "description": "Accounts, tokens and API keys."})
+		obj{"name": "auth", "description": "Accounts, tokens and API keys."},
+		obj{"name": "webhooks", "description": "Webhook deliveries (administrators)."},
+		obj{"name": "functions", "description": "WebAssembly functions (administrators)."},
+		obj{"name": "automations", "description": "Automations (administrators; hooks by their allow rule)."})
 	metaPaths(paths, s)
 	authPaths(paths, schemas)
+	opsPaths(paths)
 	return obj{
 		"openapi": "3.1.0",
 		"info": obj{
@@ -85,6 +89,11 @@ func errorResponses() obj {
 		{"TooLarge", "The body is larger than the limit."},
 		{"UnsupportedMediaType", "The body is not application/json."},
 		{"RateLimited", "Too many attempts; the Retry-After header says when to retry."},
+		{"Failed", "The function failed, trapped or answered something invalid."},
+		{"BadGateway", "A step of the automation failed."},
+		{"Unavailable", "Not now: a query past its time budget, a function not loaded, too many connections; Retry-After when worth retrying."},
+		{"Timeout", "The function ran past its timeout."},
+		{"InsufficientStorage", "The database's disk is full: nothing was written."},
 	} {
 		out[e.name] = obj{"description": e.desc, "content": obj{"application/problem+json": obj{"schema": ref("Problem")}}}
 	}
@@ -93,7 +102,8 @@ func errorResponses() obj {
 
 func errs(codes ...string) obj {
 	names := map[string]string{"400": "BadRequest", "401": "Unauthenticated", "403": "PermissionDenied",
-		"404": "NotFound", "409": "Conflict", "412": "PreconditionFailed", "413": "TooLarge", "415": "UnsupportedMediaType", "429": "RateLimited"}
+		"404": "NotFound", "409": "Conflict", "412": "PreconditionFailed", "413": "TooLarge", "415": "UnsupportedMediaType", "429": "RateLimited",
+		"500": "Failed", "502": "BadGateway", "503": "Unavailable", "504": "Timeout", "507": "InsufficientStorage"}
 	out := obj{}
 	for _, c := range codes {
 		out[c] = obj{"$ref": "#/components/responses/" + names[c]}
