@@ -243,14 +243,19 @@ func (a *App) Handler() http.Handler { return a.HandlerWith(0) }
 // than the default 15s (tests use a short one).
 func (a *App) HandlerWith(heartbeat time.Duration) http.Handler {
 	o := rest.Options{Engine: a.Engine, Hub: a.Hub, Log: a.Log, Auth: a.Auth, Webhooks: a.Hooks, Functions: a.Funcs, Automations: a.Autos, OpenAPI: openapi.Render, Heartbeat: heartbeat,
-		PublicURL: a.Config.PublicURL, Ready: a.Ready}
+		PublicURL: a.Config.PublicURL, Ready: a.Ready, SignupTokens: a.Config.SignupTokens}
 	if a.Config.RateLimit > 0 {
 		o.RateLimit = gateway.NewRateLimiter(a.Config.RateLimit, int(2*a.Config.RateLimit)+1)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/api/realtime/ws", realtime.New(realtime.Options{Engine: a.Engine, Hub: a.Hub, Auth: a.Auth, Log: a.Log}))
 	mux.Handle("/", rest.New(o))
-	api := http.Handler(mux)
+	api := gateway.Compress(mux, func(r *http.Request) bool {
+		return r.URL.Path == "/api/events/stream" || r.URL.Path == "/api/realtime/ws"
+	})
+	if len(a.Config.CORSOrigins) > 0 {
+		api = gateway.CORS(api, a.Config.CORSOrigins, a.Config.CORSCredentials)
+	}
 	return gateway.Wrap(api, gateway.Options{Log: a.Log, MaxBodyBytes: a.Config.MaxBodyBytes})
 }
 

@@ -138,6 +138,12 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (*Token
 		}
 		return nil, errLogin
 	}
+	return s.session(ctx, u, ip)
+}
+
+// session starts a session for a user whose credentials were checked and
+// returns its tokens, logging auth.login.
+func (s *Service) session(ctx context.Context, u user, ip string) (*Tokens, error) {
 	var sid, refresh string
 	err := s.eng.Transact(ctx, func(tx store.Tx) error {
 		var err error
@@ -152,6 +158,16 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (*Token
 	}
 	s.signedIn(ctx)
 	return s.tokens(u, sid, refresh)
+}
+
+// StartSession signs in a user who just signed up (sign-up with tokens):
+// a session and its tokens, as a login gives.
+func (s *Service) StartSession(ctx context.Context, userID, ip string) (*Tokens, error) {
+	u, err := s.loadUser(ctx, userID)
+	if err != nil {
+		return nil, err
+	}
+	return s.session(ctx, u, ip)
 }
 
 // checkPassword finds the user and verifies the password, hashing once

@@ -73,6 +73,8 @@ type Config struct {
 	ListCacheMB int
 	// Limits are the listeners' timeouts and connection caps.
 	Limits
+	// Browser holds CORS and sign-up settings for web apps.
+	Browser
 }
 
 // Environment variables read by Load.
@@ -161,6 +163,9 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 	if err := c.Limits.fromEnv(getenv); err != nil {
 		return err
 	}
+	if err := c.Browser.fromEnv(getenv); err != nil {
+		return err
+	}
 	if v := getenv(EnvAccessTTL); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -192,6 +197,7 @@ func (c *Config) Flags(fs *flag.FlagSet, serve bool) {
 		fs.IntVar(&c.SignInLimit, "signin-limit", c.SignInLimit, "sign-in attempts per minute per IP (an account gets half)")
 		fs.IntVar(&c.ListCacheMB, "list-cache", c.ListCacheMB, "list page cache in MiB, SQLite store (0: off)")
 		c.Limits.flags(fs)
+		c.Browser.flags(fs)
 	}
 }
 
@@ -242,6 +248,9 @@ func (c *Config) Validate() error {
 		return errors.New("the access token lifetime must be between 30s and 24h")
 	}
 	if err := c.Limits.validate(); err != nil {
+		return err
+	}
+	if err := c.Browser.validate(); err != nil {
 		return err
 	}
 	switch c.LogLevel {
@@ -339,5 +348,5 @@ var known = map[string]bool{
 	EnvAdminToken: true, EnvMaxBody: true, EnvLogLevel: true, EnvRateLimit: true, EnvAccessTTL: true, EnvSignIn: true, EnvListCache: true,
 	EnvPublicURL: true, EnvKafka: true, EnvWasmCache: true, EnvBenchNative: true, EnvWebhookPrivate: true,
 	EnvReadTimeout: true, EnvWriteTimeout: true, EnvIdleTimeout: true, EnvMaxConns: true, EnvMaxConnsPerIP: true,
-	EnvQueryTimeout: true, EnvAnonQuery: true,
+	EnvQueryTimeout: true, EnvAnonQuery: true, EnvCORSOrigins: true, EnvCORSCredentials: true, EnvSignupTokens: true,
 }

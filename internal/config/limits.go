@@ -4,7 +4,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -98,4 +100,79 @@ func (l *Limits) validate() error {
 		return errors.New("the connection caps must be at least 1, and the cap per address at most the total")
 	}
 	return nil
+}
+
+// Browser settings.
+const (
+	EnvCORSOrigins     = "MANTLE_CORS_ORIGINS"
+	EnvCORSCredentials = "MANTLE_CORS_CREDENTIALS"
+	EnvSignupTokens    = "MANTLE_SIGNUP_TOKENS"
+)
+
+// Browser is what web apps on other origins need.
+type Browser struct {
+	// CORSOrigins are the origins allowed to call the API from a browser
+	// (https://app.example.com; * for any, without credentials). None by
+	// default: browsers then allow same-origin calls only.
+	CORSOrigins []string
+	// CORSCredentials lets those origins send cookies and HTTP auth
+	// (Access-Control-Allow-Credentials); it needs explicit origins.
+	CORSCredentials bool
+	// SignupTokens makes sign-up answer with a session's tokens, as a
+	// login does, besides the user.
+	SignupTokens bool
+}
+
+func (b *Browser) fromEnv(getenv func(string) string) error {
+	if v := getenv(EnvCORSOrigins); v != "" {
+		b.CORSOrigins = splitComma(v)
+	}
+	for _, x := range []struct {
+		env string
+		dst *bool
+	}{{EnvCORSCredentials, &b.CORSCredentials}, {EnvSignupTokens, &b.SignupTokens}} {
+		if v := getenv(x.env); v != "" {
+			on, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not true or false", x.env, v)
+			}
+			*x.dst = on
+		}
+	}
+	return nil
+}
+
+func (b *Browser) flags(fs *flag.FlagSet) {
+	fs.Func("cors-origins", "comma-separated origins allowed to call from browsers (* for any)", func(v string) error {
+		b.CORSOrigins = splitComma(v)
+		return nil
+	})
+	fs.BoolVar(&b.CORSCredentials, "cors-credentials", b.CORSCredentials, "allow credentialed cross-origin requests from the listed origins")
+	fs.BoolVar(&b.SignupTokens, "signup-tokens", b.SignupTokens, "sign-up answers with tokens, as a login does")
+}
+
+func (b *Browser) validate() error {
+	for _, o := range b.CORSOrigins {
+		if o == "*" {
+			if b.CORSCredentials {
+				return errors.New("--cors-credentials needs explicit origins, not *")
+			}
+			continue
+		}
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return fmt.Errorf("--cors-origins %q: an origin is scheme://host[:port], such as https://app.example.com", o)
+		}
+	}
+	return nil
+}
+
+func splitComma(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSuffix(strings.TrimSpace(p), "/"); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }

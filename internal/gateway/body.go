@@ -31,6 +31,9 @@ func ReadBody(r *http.Request) ([]byte, error) {
 		}
 		return nil, mantle.Errorf(mantle.Invalid, "request.unreadable", "could not read the body: %v", err)
 	}
+	// A byte order mark is no part of JSON (RFC 8259 lets a parser ignore
+	// it); editors on some systems add one.
+	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
 	if !utf8.Valid(body) {
 		return nil, mantle.Errorf(mantle.Invalid, "request.invalid_utf8", "the body is not valid UTF-8")
 	}

@@ -64,6 +64,10 @@ func Wrap(h http.Handler, o Options) http.Handler {
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, o.MaxBodyBytes)
+			if err := decodeBody(w, r, o.MaxBodyBytes); err != nil {
+				WriteError(w, r, o.Log, err)
+				return
+			}
 		}
 		defer func() {
 			if v := recover(); v != nil {

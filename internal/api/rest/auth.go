@@ -50,6 +50,21 @@ func (h *handler) signup(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if h.SignupTokens {
+		// As a login would answer, with the user: the app is signed in at once.
+		var id struct{ ID string }
+		json.Unmarshal(u, &id)
+		t, err := h.Auth.StartSession(r.Context(), id.ID, clientIP(r))
+		if err != nil {
+			return err
+		}
+		b, err := json.Marshal(t)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		return writeJSON(w, http.StatusCreated, b)
+	}
 	return writeJSON(w, http.StatusCreated, append(append([]byte(`{"user":`), u...), '}'))
 }
 

@@ -37,6 +37,8 @@ type Options struct {
 	Functions *fn.Manager
 	// Automations runs the project's automations.
 	Automations *automation.Manager
+	// SignupTokens makes sign-up answer with a session's tokens too.
+	SignupTokens bool
 	// PublicURL is the server's external URL, for OIDC callbacks; empty:
 	// from the request.
 	PublicURL string
