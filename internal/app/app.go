@@ -209,8 +209,8 @@ func (a *App) ApplyProject(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if len(p.OIDC) > 0 && a.Config.PublicURL == "" {
-		return errors.New("the project configures OIDC sign-in, which needs the server's public URL for its callbacks: set --public-url (MANTLE_PUBLIC_URL), such as https://api.example.com")
+	if err := CheckProject(p, a.Config); err != nil {
+		return err
 	}
 	a.Auth.SetOIDC(p.OIDC, func(name string) string { return auth.OIDCSecret(a.Config.Data, name) })
 	ran, skipped, err := a.Engine.Apply(ctx, p.Schema, engine.SafeOnly)

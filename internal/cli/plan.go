@@ -43,6 +43,9 @@ func planCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	if err := app.CheckProject(p, cfg); err != nil {
+		return err
+	}
 	if !cfg.Postgres() && !exists(filepath.Join(cfg.Data, sqlite.FileName)) {
 		// plan only reads: a mistyped --data must not create a database.
 		// The plan is against an empty one, which is what apply would make.
@@ -135,6 +138,9 @@ func apply(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	p, err := app.LoadProjectFiles(cfg.Project)
 	if err != nil {
+		return err
+	}
+	if err := app.CheckProject(p, cfg); err != nil {
 		return err
 	}
 	s := p.Schema

@@ -49,8 +49,12 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer kln.Close()
 	}
-	if _, err := app.LoadProjectFiles(cfg.Project); err != nil {
+	p, err := app.LoadProjectFiles(cfg.Project)
+	if err != nil {
 		return err // a broken project creates nothing either
+	}
+	if err := app.CheckProject(p, cfg); err != nil {
+		return err
 	}
 	a, err := app.Open(ctx, cfg, log)
 	if err != nil {

@@ -97,3 +97,28 @@ func TestFailingCommandsCreateNothing(t *testing.T) {
 	}
 	gone("serve on a taken port")
 }
+
+// plan, apply and serve judge a project alike: a webhook or an automation
+// step to a loopback address is refused by all three before anything is
+// applied, and allowed by all three with --webhook-allow-private.
+func TestOneValidationForPlanApplyServe(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "proj")
+	if code, _, stderr := run(t, "init", dir); code != 0 {
+		t.Fatal(stderr)
+	}
+	f, _ := os.OpenFile(filepath.Join(dir, "mantle.yaml"), os.O_APPEND|os.O_WRONLY, 0)
+	f.WriteString("\nwebhooks:\n  local:\n    url: http://127.0.0.1:9/hook\nautomations:\n  ping:\n    hook: true\n    do:\n      - webhook: { url: http://localhost:9/x }\n")
+	f.Close()
+	for _, cmd := range [][]string{{"plan"}, {"apply"}, {"serve", "--http", "127.0.0.1:0"}} {
+		code, _, stderr := run(t, append(cmd, "--project", dir)...)
+		if code != 1 || !strings.Contains(stderr, "webhook local") || !strings.Contains(stderr, "automation ping step step1") {
+			t.Errorf("%s: %d %q", cmd[0], code, stderr)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "mantle_data")); !os.IsNotExist(err) {
+			t.Fatalf("%s left a data folder behind", cmd[0])
+		}
+	}
+	if code, out, stderr := run(t, "apply", "--project", dir, "--webhook-allow-private"); code != 0 {
+		t.Errorf("apply --webhook-allow-private: %d %q %q", code, out, stderr)
+	}
+}

@@ -185,6 +185,8 @@ func (c *Config) Flags(fs *flag.FlagSet, serve bool) {
 	fs.StringVar(&c.Cluster, "cluster", c.Cluster, "the cluster's name on the NATS server (default mantle)")
 	fs.StringVar(&c.Node, "node", c.Node, "this node's name in a cluster (default HOST-PID)")
 	fs.StringVar(&c.WasmCache, "wasm-cache", c.WasmCache, "folder of compiled function modules (default DATA/wasm-cache)")
+	fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let webhooks call loopback and private addresses")
+	fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the URL clients reach the server at (for OIDC callbacks)")
 	if serve {
 		fs.StringVar(&c.HTTP, "http", c.HTTP, "HTTP listen address")
 		fs.Int64Var(&c.MaxBodyBytes, "max-body", c.MaxBodyBytes, "request body limit in bytes")
@@ -192,8 +194,6 @@ func (c *Config) Flags(fs *flag.FlagSet, serve bool) {
 		fs.Float64Var(&c.RateLimit, "rate-limit", c.RateLimit, "requests per second per identity or IP (0: off)")
 		fs.DurationVar(&c.AccessTTL, "access-ttl", c.AccessTTL, "lifetime of access tokens")
 		fs.StringVar(&c.Kafka, "kafka", c.Kafka, "serve the log over the Kafka protocol on ADDR, such as 127.0.0.1:9092")
-		fs.BoolVar(&c.WebhookAllowPrivate, "webhook-allow-private", c.WebhookAllowPrivate, "let webhooks call loopback and private addresses")
-		fs.StringVar(&c.PublicURL, "public-url", c.PublicURL, "the URL clients reach the server at (for OIDC callbacks)")
 		fs.IntVar(&c.SignInLimit, "signin-limit", c.SignInLimit, "sign-in attempts per minute per IP (an account gets half)")
 		fs.IntVar(&c.ListCacheMB, "list-cache", c.ListCacheMB, "list page cache in MiB, SQLite store (0: off)")
 		c.Limits.flags(fs)
