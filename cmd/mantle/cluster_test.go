@@ -193,8 +193,10 @@ func TestCluster(t *testing.T) {
 		}
 		if nc, err := nats.Connect(natsURL); err == nil {
 			js, _ := jetstream.New(nc)
-			js.DeleteStream(context.Background(), strings.ToUpper(name)+"_LOG")
-			js.DeleteKeyValue(context.Background(), name+"_leases")
+			for _, n := range []string{name, name + "_typo"} {
+				js.DeleteStream(context.Background(), strings.ToUpper(n)+"_LOG")
+				js.DeleteKeyValue(context.Background(), n+"_leases")
+			}
 			nc.Close()
 		}
 	})
@@ -248,6 +250,15 @@ func TestCluster(t *testing.T) {
 	var nodes []*server
 	for i := range 3 {
 		nodes = append(nodes, startNode(t, bin, project, store, natsURL, name, fmt.Sprintf("n%d", i+1)))
+	}
+	// A node started with another --cluster name on the same database would
+	// run every webhook, automation and schedule a second time: it refuses.
+	stray := exec.Command(bin, "serve", "--project", project, "--data", filepath.Join(t.TempDir(), "stray"),
+		"--http", "127.0.0.1:0", "--store", store, "--nats", natsURL, "--cluster", name+"_typo", "--node", "stray",
+		"--wasm-cache", fntest.CacheDir())
+	stray.Env = append(os.Environ(), "MANTLE_ADMIN_TOKEN="+adminToken, "MANTLE_WEBHOOK_ALLOW_PRIVATE=true")
+	if out, err := stray.CombinedOutput(); err == nil || !strings.Contains(string(out), "is run by the cluster") {
+		t.Errorf("a node of another cluster on the same database: %v %s", err, out)
 	}
 	for i, n := range nodes {
 		var ready struct {

@@ -49,7 +49,7 @@ type App struct {
 	// Bus joins this node to the others of a cluster (--nats); nil alone.
 	Bus *bus.Bus
 
-	stopCluster func()      // ends the follower and the announcement subscription
+	closer  []func()        // what Open opened, closed in reverse order by Close
 	draining    atomic.Bool // set when shutdown begins: not ready any more
 
 	webhooks  []schema.Webhook  // of the applied project, started by StartWorkers
@@ -82,14 +82,24 @@ func (a *App) Functions() []schema.Function { return a.functions }
 
 // Open opens the data directory and builds the engine. It does not load
 // the project; see ApplyProject.
-func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err error) {
+	// Everything opened is pushed on closers; if a later step fails they
+	// run in reverse order, so a failed start leaks no connection or
+	// goroutine. On success App.Close runs the same stack.
+	var closers []func()
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+		}
+	}()
 	hub := eventlog.NewHub(0, 0)
 	onCommit := hub.Publish
 	var (
 		b        *bus.Bus
 		follower *bus.Follower
 		st       store.Store
-		err      error
 	)
 	if cfg.Nats != "" {
 		// In a cluster the hub is fed in sequence order by the follower,
@@ -97,6 +107,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		if b, err = bus.Connect(ctx, bus.Options{URL: cfg.Nats, Node: cfg.Node, Cluster: cfg.Cluster, Log: log}); err != nil {
 			return nil, err
 		}
+		closers = append(closers, func() { b.Close() })
 		follower = bus.NewFollower(hub, func(ctx context.Context, f store.EventFilter) ([]*eventlog.Event, error) {
 			return st.Events(ctx, f)
 		}, log)
@@ -105,16 +116,12 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 			b.Announce(evs)
 		}
 	}
-	st, err = OpenStore(ctx, cfg, true, onCommit)
-	if err != nil {
-		if b != nil {
-			b.Close()
-		}
+	if st, err = OpenStore(ctx, cfg, true, onCommit); err != nil {
 		return nil, err
 	}
+	closers = append(closers, func() { st.Close() })
 	last, err := st.LastSeq(ctx)
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
 	hub.Reset(last)
@@ -125,29 +132,26 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 			log.Debug("the SQLite writer's thread runs at a raised priority", "nice", nice)
 		}
 	}
-	stopCluster := func() {}
+	eng, err := engine.New(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	if err := claimCluster(ctx, eng, cfg); err != nil {
+		return nil, err
+	}
 	var lease consumer.Leaser
 	if b != nil {
 		cctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); follower.Run(cctx) }()
+		closers = append(closers, func() { cancel(); <-done }) // the follower stops before the store closes
 		if err := b.Follow(cctx, follower.Announced); err != nil {
-			cancel()
-			st.Close()
-			b.Close()
 			return nil, err
 		}
-		stopCluster = func() { cancel(); <-done }
 		lease = b
-	}
-	eng, err := engine.New(ctx, st)
-	if err != nil {
-		st.Close()
-		return nil, err
 	}
 	eng.SetReadLimits(engine.ReadLimits{QueryTimeout: cfg.QueryTimeout, AnonQueryTimeout: cfg.AnonQueryTimeout})
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil { // keys and compiled modules live here with any store
-		st.Close()
 		return nil, fmt.Errorf("create data folder: %w", err)
 	}
 	var keys *auth.Keyset
@@ -157,14 +161,12 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 		keys, err = auth.LoadKeys(cfg.Data)
 	}
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
 	as, err := auth.New(ctx, eng, keys, auth.Config{AccessTTL: cfg.AccessTTL, AdminToken: cfg.AdminToken,
 		Throttle: auth.ThrottleConfig{LoginPerIP: cfg.SignInLimit, LoginPerAccount: max(cfg.SignInLimit/2, 1),
 			SignupPerIP: max(cfg.SignInLimit/2, 1), SignupPerAccount: 3}})
 	if err != nil {
-		st.Close()
 		return nil, err
 	}
 	hub.Observe(as.Observe) // revocations reach every node through the log
@@ -173,7 +175,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error
 	funcs := fn.New(fn.Options{Engine: eng, Hub: hub, Log: log, CacheDir: cfg.WasmCache, ProjectDir: cfg.Project, AllowPrivate: cfg.WebhookAllowPrivate, Lease: lease})
 	autos := automation.New(automation.Options{Engine: eng, Hub: hub, Funcs: funcs, Log: log, AllowPrivate: cfg.WebhookAllowPrivate, Lease: lease})
 	return &App{Config: cfg, Log: log, Store: st, Hub: hub, Engine: eng, Auth: as, Hooks: hooks, Funcs: funcs, Autos: autos,
-		Bus: b, stopCluster: stopCluster}, nil
+		Bus: b, closer: closers}, nil
 }
 
 // OpenStore opens the configured store: SQLite in the data folder (locked
@@ -304,12 +306,12 @@ func (a *App) Close() error {
 	a.Hooks.Stop()
 	a.Autos.Stop()
 	a.Funcs.Close()
-	err := a.Store.Close()
-	if a.Bus != nil {
-		a.stopCluster()
-		a.Bus.Close()
+	// Then what Open opened, newest first: the follower, the store (after
+	// its pending writes), the bus.
+	for i := len(a.closer) - 1; i >= 0; i-- {
+		a.closer[i]()
 	}
-	return err
+	return nil
 }
 
 // Ready checks what this node needs to serve: the database and, in a

@@ -41,6 +41,17 @@ func TestRevocationReachesEveryNode(t *testing.T) {
 		})
 	}
 	a, b := node("a"), node("b")
+	// A node of another cluster, or one without NATS, on the same database
+	// would run every webhook and schedule again: it is refused.
+	store := pgURL + sep + "search_path=" + name
+	for _, set := range []func(*config.Config){
+		func(c *config.Config) { c.Store, c.Nats, c.Cluster, c.Node = store, natsURL, name+"_other", "c" },
+		func(c *config.Config) { c.Store, c.Node = store, "d" },
+	} {
+		if err := apptest.TryStartDir(t, dir, filepath.Join(dir, "x"), set); err == nil || !strings.Contains(err.Error(), "is run by the cluster") {
+			t.Errorf("a node outside the cluster started: %v", err)
+		}
+	}
 	post := a.Do("POST", "/api/collections/posts/records", map[string]any{"title": "p", "published": true}, "admin").JSON()["id"].(string)
 	since := "collections=comments&after=" + itoa(a.LastSeq())
 
