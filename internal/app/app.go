@@ -49,8 +49,8 @@ type App struct {
 	// Bus joins this node to the others of a cluster (--nats); nil alone.
 	Bus *bus.Bus
 
-	closer  []func()        // what Open opened, closed in reverse order by Close
-	draining    atomic.Bool // set when shutdown begins: not ready any more
+	closer   []func()    // what Open opened, closed in reverse order by Close
+	draining atomic.Bool // set when shutdown begins: not ready any more
 
 	webhooks  []schema.Webhook  // of the applied project, started by StartWorkers
 	functions []schema.Function // of the applied project, loaded by StartWorkers
