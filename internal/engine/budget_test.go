@@ -1,0 +1,64 @@
+package engine
+
+import (
+	"context"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/mantlehq/mantle/internal/eventlog"
+	"github.com/mantlehq/mantle/internal/schema"
+	"github.com/mantlehq/mantle/internal/store"
+)
+
+// gatedStore counts the reads of the log running at once and holds each
+// until the test lets it go.
+type gatedStore struct {
+	store.Store
+	in, most atomic.Int64
+	gate     chan struct{}
+}
+
+func (g *gatedStore) Schema(context.Context) (*schema.Schema, error) { return &schema.Schema{}, nil }
+
+func (g *gatedStore) Events(ctx context.Context, f store.EventFilter) ([]*eventlog.Event, error) {
+	n := g.in.Add(1)
+	for {
+		m := g.most.Load()
+		if n <= m || g.most.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	<-g.gate
+	g.in.Add(-1)
+	return nil, nil
+}
+
+// Thousands of subscriptions catching up from the start of the log read it
+// two at a time, leaving the other database connections to everyone else.
+func TestCatchUpReadsAreCapped(t *testing.T) {
+	g := &gatedStore{gate: make(chan struct{})}
+	e, err := New(context.Background(), g)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.StoreEvents(context.Background(), store.EventFilter{After: 0, Limit: 4096}) }()
+	}
+	for g.in.Load() < 2 { // both slots taken
+		runtime.Gosched()
+	}
+	for range 1000 { // every other reader has had its chance to get in
+		runtime.Gosched()
+	}
+	for range 50 {
+		g.gate <- struct{}{} // one read ends; a waiting one may start
+	}
+	wg.Wait()
+	if most := g.most.Load(); most != 2 {
+		t.Errorf("%d reads of the log ran at once, want 2", most)
+	}
+}
