@@ -184,11 +184,9 @@ func OpenStore(ctx context.Context, cfg config.Config, lock bool, onCommit func(
 	if cfg.Postgres() {
 		return postgres.Open(ctx, cfg.Store, postgres.Options{OnCommit: onCommit})
 	}
-	pages := cfg.ListCacheMB << 20
-	if pages == 0 {
-		pages = -1 // off
-	}
-	return sqlite.Open(ctx, cfg.Data, sqlite.Options{OnCommit: onCommit, NoLock: !lock, CachePages: pages})
+	b := budgetOf(cfg)
+	return sqlite.Open(ctx, cfg.Data, sqlite.Options{OnCommit: onCommit, NoLock: !lock, CachePages: b.listCache,
+		ReaderCache: b.readerCache, CacheRecords: b.records, Readers: b.readers})
 }
 
 // LoadProjectFiles reads the project files whole: schema, auth,

@@ -30,6 +30,10 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// wait behind a P held across one. Measured in docs/BENCHMARKS.md.
 		runtime.GOMAXPROCS(2 * runtime.NumCPU())
 	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		// The memory budget bounds the heap whatever GOGC lets it grow to.
+		debug.SetMemoryLimit(app.HeapLimit(cfg))
+	}
 	if os.Getenv("GOGC") == "" {
 		// The server keeps little live data; collecting less often trades
 		// a little memory for less CPU on every request.

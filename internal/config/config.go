@@ -69,8 +69,14 @@ type Config struct {
 	// 20); an account gets half as many, sign-ups from an IP half as many.
 	SignInLimit int
 	// ListCacheMB is the SQLite store's list page cache in MiB (default
-	// 32; 0 turns it off). See docs/storage.md, "Caches".
+	// 32, and at most an eighth of the memory budget; 0 turns it off). See
+	// docs/storage.md, "Caches".
 	ListCacheMB int
+	// MemoryLimit is the server's memory budget in bytes (default
+	// DefaultMemoryLimit): the Go heap's soft limit (GOMEMLIMIT) and the
+	// sizes of the caches are derived from it. See docs/storage.md,
+	// "Memory".
+	MemoryLimit int64
 	// Limits are the listeners' timeouts and connection caps.
 	Limits
 	// Browser holds CORS and sign-up settings for web apps.
@@ -102,7 +108,7 @@ const (
 
 // Default returns the settings before environment and flags.
 func Default() Config {
-	return Config{Project: ".", HTTP: "127.0.0.1:8090", MaxBodyBytes: 1 << 20, LogLevel: "info", AccessTTL: 15 * time.Minute, SignInLimit: 20, ListCacheMB: 32, Limits: DefaultLimits()}
+	return Config{Project: ".", HTTP: "127.0.0.1:8090", MaxBodyBytes: 1 << 20, LogLevel: "info", AccessTTL: 15 * time.Minute, SignInLimit: 20, ListCacheMB: 32, MemoryLimit: DefaultMemoryLimit, Limits: DefaultLimits()}
 }
 
 // FromEnv overlays the environment variables that are set.
@@ -160,6 +166,13 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 		}
 		c.ListCacheMB = n
 	}
+	if v := getenv(EnvMemoryLimit); v != "" {
+		n, err := ParseBytes(v)
+		if err != nil {
+			return fmt.Errorf("%s: %w", EnvMemoryLimit, err)
+		}
+		c.MemoryLimit = n
+	}
 	if err := c.Limits.fromEnv(getenv); err != nil {
 		return err
 	}
@@ -196,6 +209,11 @@ func (c *Config) Flags(fs *flag.FlagSet, serve bool) {
 		fs.StringVar(&c.Kafka, "kafka", c.Kafka, "serve the log over the Kafka protocol on ADDR, such as 127.0.0.1:9092")
 		fs.IntVar(&c.SignInLimit, "signin-limit", c.SignInLimit, "sign-in attempts per minute per IP (an account gets half)")
 		fs.IntVar(&c.ListCacheMB, "list-cache", c.ListCacheMB, "list page cache in MiB, SQLite store (0: off)")
+		fs.Func("memory-limit", "the server's memory budget, such as 128MiB (caches and the Go heap are sized from it)", func(v string) error {
+			n, err := ParseBytes(v)
+			c.MemoryLimit = n
+			return err
+		})
 		c.Limits.flags(fs)
 		c.Browser.flags(fs)
 	}
@@ -246,6 +264,9 @@ func (c *Config) Validate() error {
 	}
 	if c.AccessTTL < 30*time.Second || c.AccessTTL > 24*time.Hour {
 		return errors.New("the access token lifetime must be between 30s and 24h")
+	}
+	if c.MemoryLimit < 32<<20 {
+		return errors.New("the memory limit must be at least 32MiB")
 	}
 	if err := c.Limits.validate(); err != nil {
 		return err
@@ -348,5 +369,5 @@ var known = map[string]bool{
 	EnvAdminToken: true, EnvMaxBody: true, EnvLogLevel: true, EnvRateLimit: true, EnvAccessTTL: true, EnvSignIn: true, EnvListCache: true,
 	EnvPublicURL: true, EnvKafka: true, EnvWasmCache: true, EnvBenchNative: true, EnvWebhookPrivate: true,
 	EnvReadTimeout: true, EnvWriteTimeout: true, EnvIdleTimeout: true, EnvMaxConns: true, EnvMaxConnsPerIP: true,
-	EnvQueryTimeout: true, EnvAnonQuery: true, EnvCORSOrigins: true, EnvCORSCredentials: true, EnvSignupTokens: true,
+	EnvQueryTimeout: true, EnvAnonQuery: true, EnvMemoryLimit: true, EnvCORSOrigins: true, EnvCORSCredentials: true, EnvSignupTokens: true,
 }

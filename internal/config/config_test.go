@@ -65,3 +65,16 @@ func TestListCache(t *testing.T) {
 		}
 	}
 }
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"1024": 1024, "128MiB": 128 << 20, "2GiB": 2 << 30, "512mb": 512 << 20, "64 M": 64 << 20, "10k": 10 << 10} {
+		if got, err := ParseBytes(in); err != nil || got != want {
+			t.Errorf("%q: %d %v, want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "lots", "-5MiB", "1.5GiB", "9999999999GiB"} {
+		if _, err := ParseBytes(bad); err == nil {
+			t.Errorf("%q was accepted", bad)
+		}
+	}
+}

@@ -25,7 +25,10 @@ type readConn struct {
 
 type readPool struct{ conns chan *readConn }
 
-func openReadPool(path string, n int) (*readPool, error) {
+func openReadPool(path string, n, cacheBytes int) (*readPool, error) {
+	if cacheBytes <= 0 {
+		cacheBytes = 16 << 20
+	}
 	p := &readPool{conns: make(chan *readConn, n)}
 	for i := 0; i < n; i++ {
 		c, err := sqlite3.OpenFlags(dsn(path), sqlite3.OPEN_READWRITE|sqlite3.OPEN_URI)
@@ -35,7 +38,7 @@ func openReadPool(path string, n int) (*readPool, error) {
 		}
 		err = c.BusyTimeout(10 * time.Second)
 		if err == nil {
-			err = c.Exec("PRAGMA query_only = 1; PRAGMA cache_size = -16384")
+			err = c.Exec(fmt.Sprintf("PRAGMA query_only = 1; PRAGMA cache_size = -%d", max(cacheBytes>>10, 256)))
 		}
 		if err == nil {
 			err = stablePlans(c)

@@ -45,6 +45,10 @@ type Options struct {
 	// CachePages bounds the list page cache, in bytes; 0 means 32 MiB and
 	// a negative number turns the cache off.
 	CachePages int
+	// ReaderCache is each read connection's SQLite page cache, in bytes;
+	// 0 means 16 MiB. Every connection keeps its own copy of the pages it
+	// reads, so the pool's share of memory is this times Readers.
+	ReaderCache int
 
 	// manualCheckpoints stops the background checkpointer from running
 	// (tests that drive checkpoints themselves).
@@ -187,7 +191,7 @@ func (db *DB) open(ctx context.Context) error {
 	}
 	db.rdb.SetMaxOpenConns(db.opts.Readers)
 	db.rdb.SetMaxIdleConns(db.opts.Readers)
-	if db.raw, err = openReadPool(db.path, db.opts.Readers); err != nil {
+	if db.raw, err = openReadPool(db.path, db.opts.Readers, db.opts.ReaderCache); err != nil {
 		return err
 	}
 	return nil
