@@ -6,7 +6,8 @@ import (
 	"github.com/tetratelabs/wazero/experimental"
 )
 
-// sliceMemory is a guest's linear memory in a Go slice whose capacity
+// sliceMemory is a guest's linear memory in a Go slice, where a mapping of
+// its own (memory_unix.go) cannot be had whose capacity
 // grows by a quarter at least (up to the memory's maximum) when the guest
 // grows past it: a bounded number of copies, and at most a quarter of
 // the memory allocated but unused. wazero's own backing grows by append
@@ -19,10 +20,9 @@ type sliceMemory struct {
 	max uint64
 }
 
-// memoryAllocator makes every instance's linear memory a sliceMemory.
-var memoryAllocator = experimental.MemoryAllocatorFunc(func(capacity, max uint64) experimental.LinearMemory {
+func newSliceMemory(capacity, max uint64) *sliceMemory {
 	return &sliceMemory{buf: make([]byte, 0, capacity), max: max}
-})
+}
 
 // withMemory has the instances made under ctx use memoryAllocator.
 func withMemory(ctx context.Context) context.Context {

@@ -1,7 +1,13 @@
 package fn
 
 import (
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -10,7 +16,7 @@ import (
 // of the whole memory per grow made filling 32 MiB take most of a second.
 func TestSliceMemoryGrowsGeometrically(t *testing.T) {
 	const page, maxPages = 65536, 512
-	lm := memoryAllocator.Allocate(page, maxPages*page)
+	lm := newSliceMemory(page, maxPages*page)
 	defer lm.Free()
 	buf := lm.Reallocate(page)
 	buf[0] = 42
@@ -31,5 +37,51 @@ func TestSliceMemoryGrowsGeometrically(t *testing.T) {
 	}
 	if lm.Reallocate(maxPages*page+1) != nil {
 		t.Fatal("grew past the maximum")
+	}
+}
+
+// procKiB reads a field (VmRSS, VmHWM) of this process's status, in KiB.
+func procKiB(t *testing.T, field string) int64 {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		t.Skipf("skipping: no /proc/self/status (%v)", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n
+		}
+	}
+	t.Fatalf("no %s in /proc/self/status", field)
+	return 0
+}
+
+// A guest's memory limit bounds what it costs the server: guests that
+// fill their 48 MiB over and over raise the process's peak resident
+// memory by about that, not by several times it (copies of a growing
+// slice and old slices the collector had not reclaimed).
+func TestGuestMemoryBoundsServerRSS(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("skipping: peak resident memory is read from Linux's /proc")
+	}
+	const limit = 48 << 20
+	m := compile(t, Reactor, Limits{Timeout: 10 * time.Second, MemoryBytes: limit, MaxOutput: 4096})
+	invoke(t, m, `{"do":"echo"}`) // warm: the instance pool and the compiled code are there
+	runtime.GC()
+	debug.FreeOSMemory()
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		t.Skipf("skipping: cannot reset the peak resident memory (%v)", err)
+	}
+	before := procKiB(t, "VmRSS")
+	for range 5 {
+		if _, _, err := invoke(t, m, `{"do":"alloc"}`); err == nil {
+			t.Fatal("the guest grew without bound")
+		}
+	}
+	grew := (procKiB(t, "VmHWM") - before) << 10
+	t.Logf("5 guests that filled %d MiB raised the peak resident memory by %d MiB", limit>>20, grew>>20)
+	if grew > limit+16<<20 {
+		t.Errorf("the peak resident memory grew by %d MiB for a guest limited to %d MiB", grew>>20, limit>>20)
 	}
 }

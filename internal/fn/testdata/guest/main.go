@@ -62,7 +62,11 @@ func handle(inv *mantle.Invocation) (*mantle.Result, error) {
 	case "alloc": // grow memory without bound
 		var keep [][]byte
 		for {
-			keep = append(keep, make([]byte, 1<<20))
+			b := make([]byte, 1<<20)
+			for i := 0; i < len(b); i += 4096 {
+				b[i] = 1 // touch every page: the memory is really used
+			}
+			keep = append(keep, b)
 		}
 	case "big":
 		return mantle.Text(200, strings.Repeat("x", in.N)), nil
