@@ -150,3 +150,17 @@ func BenchmarkEchoGuest(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPrepare is the work done on a module's bytes before wazero
+// sees them (joining data segments, the interrupt rewrite), which a cache
+// of its own cannot save: the module's functions share it
+// (prepareOnce).
+func BenchmarkPrepare(b *testing.B) {
+	wasm := guest(b, Reactor)
+	b.SetBytes(int64(len(wasm)))
+	for b.Loop() {
+		if _, err := interruptible(mergeData(wasm)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
