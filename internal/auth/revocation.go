@@ -97,12 +97,21 @@ func (s *Service) end(match func(Credential) bool) {
 	}
 }
 
-// setEpoch voids the user's credentials issued before at.
+// setEpoch voids the user's credentials issued before at. Epochs older
+// than an access token's life are dropped meanwhile: every token they
+// could void has expired.
 func (s *Service) setEpoch(user string, at time.Time) {
 	if v, ok := s.epochs.Load(user); ok && !at.After(v.(time.Time)) {
 		return
 	}
 	s.epochs.Store(user, at)
+	horizon := s.cfg.Now().Add(-s.cfg.AccessTTL - leeway)
+	s.epochs.Range(func(k, v any) bool {
+		if v.(time.Time).Before(horizon) {
+			s.epochs.Delete(k)
+		}
+		return true
+	})
 }
 
 // Observe applies the auth events of a batch of committed events; the hub
