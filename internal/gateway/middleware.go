@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"path"
 	"runtime/debug"
+	"strings"
 	"sync/atomic"
+
+	"github.com/mantlehq/mantle"
 )
 
 type requestIDKey struct{}
@@ -62,6 +66,13 @@ func Wrap(h http.Handler, o Options) http.Handler {
 		}
 		w.Header().Set("X-Request-Id", id)
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+		if clean := cleanPath(r.URL.Path); clean != r.URL.Path {
+			// net/http's mux would answer a 307 in HTML; an API client
+			// that sends such a path has a bug worth seeing.
+			WriteError(w, r, o.Log, mantle.Errorf(mantle.Invalid, "request.unclean_path",
+				"the path has empty, . or .. segments; use %s", clean))
+			return
+		}
 		if r.Body != nil {
 			r.Body = http.MaxBytesReader(w, r.Body, o.MaxBodyBytes)
 			if err := decodeBody(w, r, o.MaxBodyBytes); err != nil {
@@ -79,4 +90,17 @@ func Wrap(h http.Handler, o Options) http.Handler {
 		}()
 		h.ServeHTTP(w, r)
 	})
+}
+
+// cleanPath is path.Clean that keeps a trailing slash, as net/http's mux
+// cleans paths.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c
 }

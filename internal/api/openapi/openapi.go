@@ -51,6 +51,19 @@ func Document(s *schema.Schema) obj {
 	metaPaths(paths, s)
 	authPaths(paths, schemas)
 	opsPaths(paths)
+	// Credentials are checked on every request: a bearer token that is not
+	// valid is a 401 wherever it is sent, even where none is needed. A path
+	// with empty, . or .. segments is a 400 (request.unclean_path).
+	for _, item := range paths {
+		for _, op := range item.(obj) {
+			responses := op.(obj)["responses"].(obj)
+			for code, name := range map[string]string{"400": "BadRequest", "401": "Unauthenticated"} {
+				if _, ok := responses[code]; !ok {
+					responses[code] = obj{"$ref": "#/components/responses/" + name}
+				}
+			}
+		}
+	}
 	return obj{
 		"openapi": "3.1.0",
 		"info": obj{

@@ -198,6 +198,18 @@ func TestResponsesMatchOpenAPI(t *testing.T) {
 	do("POST", "/api/automations/{name}/replay", "/api/automations/greet/replay", map[string]any{"from": 1}, "admin")
 	do("GET", "/api/functions", "/api/functions", nil, "admin")
 	do("GET", "/api/functions/{name}/logs", "/api/functions/nope/logs", nil, "admin")
+	// A token that is not valid is a 401 on any operation; an unclean path
+	// a 400 (net/http's mux would have answered an HTML 307).
+	for _, c := range [][2]string{{"GET", "/api/health"}, {"GET", "/api/schema"}, {"GET", "/api/auth/providers"}, {"GET", "/api/ready"},
+		{"POST", "/api/auth/login"}, {"GET", "/api/collections/posts/records"}} {
+		r := do(c[0], c[1], c[1], map[string]any{}, bearer("not-a-token"))
+		if r.Status != 401 {
+			t.Errorf("%s %s with a bad token: %d", c[0], c[1], r.Status)
+		}
+	}
+	if r := do("GET", "/api/health", "/api//health", nil); r.Status != 400 || !strings.Contains(string(r.Body), "request.unclean_path") {
+		t.Errorf("an unclean path: %d %s", r.Status, r.Body)
+	}
 	// Every documented operation was called.
 	for tmpl, item := range o.doc["paths"].(map[string]any) {
 		for method := range item.(map[string]any) {
