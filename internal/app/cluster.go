@@ -7,7 +7,6 @@ import (
 	"github.com/mantlehq/mantle/internal/bus"
 	"github.com/mantlehq/mantle/internal/config"
 	"github.com/mantlehq/mantle/internal/engine"
-	"github.com/mantlehq/mantle/internal/store"
 )
 
 // The cluster identity is recorded in the store: the nodes that share a
@@ -37,7 +36,7 @@ func claimCluster(ctx context.Context, eng *engine.Engine, cfg config.Config) er
 		}
 	}
 	var got string
-	err := eng.Transact(ctx, func(tx store.Tx) error {
+	err := eng.Transact(ctx, func(tx engine.SystemTx) error {
 		raw, err := tx.CreateSecret(kindCluster, keyCluster, []byte(want))
 		if err != nil {
 			return err

@@ -8,8 +8,8 @@ import (
 	"time"
 
 	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/eventlog"
-	"github.com/mantlehq/mantle/internal/store"
 )
 
 // apiKeyPrefix starts every API key: mk_<key id>_<secret>.
@@ -81,7 +81,7 @@ func (s *Service) CreateKey(ctx context.Context, by mantle.Identity, in KeyInput
 	if err != nil {
 		return nil, err
 	}
-	err = s.eng.Transact(ctx, func(tx store.Tx) error {
+	err = s.eng.Transact(ctx, func(tx engine.SystemTx) error {
 		if err := tx.PutSecret(KindAPIKey, k.ID, raw); err != nil {
 			return err
 		}
@@ -131,7 +131,7 @@ func (s *Service) DeleteKey(ctx context.Context, by mantle.Identity, id string) 
 		return err
 	}
 	var found bool
-	err := s.eng.Transact(ctx, func(tx store.Tx) error {
+	err := s.eng.Transact(ctx, func(tx engine.SystemTx) error {
 		var err error
 		if found, err = tx.DeleteSecret(KindAPIKey, id); err != nil || !found {
 			return err

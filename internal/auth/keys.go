@@ -14,7 +14,6 @@ import (
 
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/engine"
-	"github.com/mantlehq/mantle/internal/store"
 )
 
 // KeysFile is the file in the data folder that holds the token signing
@@ -56,7 +55,7 @@ const (
 // first to store a keyset wins and the others take it.
 func LoadStoredKeys(ctx context.Context, eng *engine.Engine) (*Keyset, error) {
 	ks := &Keyset{path: "the store's " + StoredKeysKind + " secret", save: func(raw []byte) error {
-		return eng.Transact(context.WithoutCancel(ctx), func(tx store.Tx) error { return tx.PutSecret(StoredKeysKind, StoredKeysKey, raw) })
+		return eng.Transact(context.WithoutCancel(ctx), func(tx engine.SystemTx) error { return tx.PutSecret(StoredKeysKind, StoredKeysKey, raw) })
 	}}
 	fresh, err := newKey()
 	if err != nil {
@@ -67,7 +66,7 @@ func LoadStoredKeys(ctx context.Context, eng *engine.Engine) (*Keyset, error) {
 		return nil, err
 	}
 	var raw []byte
-	err = eng.Transact(ctx, func(tx store.Tx) error {
+	err = eng.Transact(ctx, func(tx engine.SystemTx) error {
 		var err error
 		raw, err = tx.CreateSecret(StoredKeysKind, StoredKeysKey, first)
 		return err

@@ -17,12 +17,12 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/schema"
-	"github.com/mantlehq/mantle/internal/store"
-	"golang.org/x/oauth2"
 )
 
 // KindIdentity is the secret kind of OIDC identity links: provider|subject
@@ -214,7 +214,7 @@ func (s *Service) SweepOIDCStates(ctx context.Context) error {
 	if err != nil || len(all) == 0 {
 		return err
 	}
-	return s.eng.Transact(ctx, func(tx store.Tx) error {
+	return s.eng.Transact(ctx, func(tx engine.SystemTx) error {
 		for k := range all {
 			if _, err := tx.DeleteSecret(KindOIDCState, k); err != nil {
 				return err
@@ -292,7 +292,7 @@ func (s *Service) OIDCCallback(ctx context.Context, name, code, state, sealed, i
 		return nil, err
 	}
 	var sid, refresh string
-	err = s.eng.Transact(ctx, func(tx store.Tx) error {
+	err = s.eng.Transact(ctx, func(tx engine.SystemTx) error {
 		var err error
 		if sid, refresh, err = s.newSession(tx, u.ID); err != nil {
 			return err
@@ -371,7 +371,7 @@ func (s *Service) oidcUser(ctx context.Context, provider, subject string, who pe
 		fields["name"], _ = json.Marshal(who.Name)
 	}
 	res, err := s.eng.WriteWith(ctx, []engine.Op{{Kind: engine.Create, Collection: schema.UsersCollection, Data: fields, Trusted: true}},
-		func(tx store.Tx, res []engine.Result) error {
+		func(tx engine.SystemTx, res []engine.Result) error {
 			id := res[0].Record.ID
 			if err := tx.PutSecret(KindIdentity, link, []byte(id)); err != nil {
 				return err
@@ -403,7 +403,7 @@ func (s *Service) link(ctx context.Context, provider, link, userID string) error
 	}
 	now := s.cfg.Now()
 	var ended []string
-	err = s.eng.Transact(ctx, func(tx store.Tx) error {
+	err = s.eng.Transact(ctx, func(tx engine.SystemTx) error {
 		ended = ended[:0]
 		if err := tx.PutSecret(KindIdentity, link, []byte(userID)); err != nil {
 			return err

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/eventlog"
-	"github.com/mantlehq/mantle/internal/store"
 )
 
 // refreshPrefix starts every refresh token: mr_<session id>_<secret>.
@@ -50,7 +50,7 @@ func parseRefresh(token string) (sid, secret string, ok bool) {
 
 // newSession starts a session for a user inside tx and returns its id and
 // first refresh token.
-func (s *Service) newSession(tx store.Tx, userID string) (sid, token string, err error) {
+func (s *Service) newSession(tx engine.SystemTx, userID string) (sid, token string, err error) {
 	sid, secret := mantle.NewID(), randomSecret()
 	now := s.cfg.Now()
 	raw, err := json.Marshal(session{User: userID, Hash: hashSecret(secret), Created: now, Expires: now.Add(s.cfg.RefreshTTL)})
@@ -73,7 +73,7 @@ func (s *Service) Refresh(ctx context.Context, token string) (*Tokens, error) {
 		userID, next string
 		reused       bool
 	)
-	err := s.eng.Transact(ctx, func(tx store.Tx) error {
+	err := s.eng.Transact(ctx, func(tx engine.SystemTx) error {
 		reused, next = false, ""
 		raw, err := tx.Secret(KindSession, sid)
 		if err != nil {
@@ -142,7 +142,7 @@ func (s *Service) Logout(ctx context.Context, id mantle.Identity, sid string) er
 	if sid == "" {
 		return nil
 	}
-	err := s.eng.Transact(ctx, func(tx store.Tx) error {
+	err := s.eng.Transact(ctx, func(tx engine.SystemTx) error {
 		raw, err := tx.Secret(KindSession, sid)
 		if err != nil {
 			return nil // already gone
@@ -239,7 +239,7 @@ func (s *Service) SweepSessions(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	n := 0
-	err = s.eng.Transact(ctx, func(tx store.Tx) error {
+	err = s.eng.Transact(ctx, func(tx engine.SystemTx) error {
 		n = 0
 		for _, sid := range dead {
 			ok, err := tx.DeleteSecret(KindSession, sid)
@@ -257,7 +257,7 @@ func (s *Service) SweepSessions(ctx context.Context) (int, error) {
 
 // endSessions revokes, in tx, the live sessions of a user among sessions
 // (all sessions, read before the transaction) and returns their ids.
-func endSessions(tx store.Tx, sessions map[string][]byte, userID string, now time.Time) ([]string, error) {
+func endSessions(tx engine.SystemTx, sessions map[string][]byte, userID string, now time.Time) ([]string, error) {
 	var ended []string
 	for sid, raw := range sessions {
 		var ss session

@@ -9,7 +9,6 @@ import (
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/schema"
-	"github.com/mantlehq/mantle/internal/store"
 )
 
 // user is what tokens are made from.
@@ -88,7 +87,7 @@ func (s *Service) Signup(ctx context.Context, in SignupInput) (json.RawMessage, 
 	}
 	fields["email"], _ = json.Marshal(email)
 	res, err := s.eng.WriteWith(ctx, []engine.Op{{Kind: engine.Create, Collection: schema.UsersCollection, Data: fields, Trusted: true}},
-		func(tx store.Tx, res []engine.Result) error {
+		func(tx engine.SystemTx, res []engine.Result) error {
 			id := res[0].Record.ID
 			if err := tx.PutSecret(KindPassword, id, []byte(hash)); err != nil {
 				return err
@@ -145,7 +144,7 @@ func (s *Service) Login(ctx context.Context, email, password, ip string) (*Token
 // returns its tokens, logging auth.login.
 func (s *Service) session(ctx context.Context, u user, ip string) (*Tokens, error) {
 	var sid, refresh string
-	err := s.eng.Transact(ctx, func(tx store.Tx) error {
+	err := s.eng.Transact(ctx, func(tx engine.SystemTx) error {
 		var err error
 		if sid, refresh, err = s.newSession(tx, u.ID); err != nil {
 			return err
@@ -207,7 +206,7 @@ func (s *Service) SetPassword(ctx context.Context, userID, password string) erro
 	}
 	now := s.cfg.Now()
 	var ended []string
-	err = s.eng.Transact(ctx, func(tx store.Tx) error {
+	err = s.eng.Transact(ctx, func(tx engine.SystemTx) error {
 		if err := tx.PutSecret(KindPassword, userID, []byte(hash)); err != nil {
 			return err
 		}
@@ -249,7 +248,7 @@ func (s *Service) CreateUser(ctx context.Context, email, password string, roles 
 		fields[schema.RolesField], _ = json.Marshal(roles)
 	}
 	res, err := s.eng.WriteWith(ctx, []engine.Op{{Kind: engine.Create, Collection: schema.UsersCollection, Data: fields, Trusted: true}},
-		func(tx store.Tx, res []engine.Result) error {
+		func(tx engine.SystemTx, res []engine.Result) error {
 			return tx.PutSecret(KindPassword, res[0].Record.ID, []byte(hash))
 		})
 	if err != nil {

@@ -20,7 +20,6 @@ import (
 	"github.com/mantlehq/mantle/internal/fn"
 	"github.com/mantlehq/mantle/internal/policy"
 	"github.com/mantlehq/mantle/internal/schema"
-	"github.com/mantlehq/mantle/internal/store"
 )
 
 // Kind is the consumer kind of automations: cursors, dead letters and
@@ -424,7 +423,7 @@ func (m *Manager) finish(ctx context.Context, a *auto, run Run, final bool) {
 	if final && !run.OK {
 		raw, _ := json.Marshal(run)
 		key := fmt.Sprintf("%s/%019d", run.Automation, run.Started.UnixNano())
-		err := m.o.Engine.Transact(context.WithoutCancel(ctx), func(tx store.Tx) error { return tx.PutSecret(KindFailed, key, raw) })
+		err := m.o.Engine.Transact(context.WithoutCancel(ctx), func(tx engine.SystemTx) error { return tx.PutSecret(KindFailed, key, raw) })
 		if err != nil {
 			m.o.Log.Error("automation: store a failed run", "automation", run.Automation, "err", err)
 		}

@@ -22,7 +22,6 @@ import (
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/feed"
-	"github.com/mantlehq/mantle/internal/store"
 )
 
 // flushEvery is how often a consumer saves its cursor while working: a
@@ -180,7 +179,7 @@ func (s Spec) loadCursor(ctx context.Context) (int64, error) {
 }
 
 func (s Spec) saveCursor(ctx context.Context, seq int64) error {
-	return s.Engine.Transact(ctx, func(tx store.Tx) error {
+	return s.Engine.Transact(ctx, func(tx engine.SystemTx) error {
 		return tx.PutSecret(s.Kind+"_cursor", s.Name, []byte(strconv.FormatInt(seq, 10)))
 	})
 }
@@ -226,7 +225,7 @@ func (c *Consumer) Replay(from int64) error {
 		return mantle.Errorf(mantle.Invalid, "consumer.invalid_replay", "from must be a sequence number, 1 or more")
 	}
 	if c.s.Lease != nil {
-		return c.s.Engine.Transact(context.Background(), func(tx store.Tx) error {
+		return c.s.Engine.Transact(context.Background(), func(tx engine.SystemTx) error {
 			return tx.PutSecret(c.s.Kind+"_replay", c.s.Name, []byte(strconv.FormatInt(from-1, 10)))
 		})
 	}
@@ -252,7 +251,7 @@ func (c *Consumer) takeReplay(ctx context.Context) {
 		return // none (not_found), or the store will answer next time
 	}
 	after, perr := strconv.ParseInt(string(raw), 10, 64)
-	err = c.s.Engine.Transact(ctx, func(tx store.Tx) error {
+	err = c.s.Engine.Transact(ctx, func(tx engine.SystemTx) error {
 		_, err := tx.DeleteSecret(kind, c.s.Name)
 		return err
 	})
@@ -408,7 +407,7 @@ func deadKey(name string, seq int64) string { return fmt.Sprintf("%s/%019d", nam
 
 func (c *Consumer) dead(ctx context.Context, ev *eventlog.Event, a Attempt) {
 	raw, _ := json.Marshal(DeadLetter{Consumer: c.s.Name, Seq: ev.Seq, Attempts: a.Attempt, LastError: a.Error, At: a.At, Event: ev.JSON()})
-	err := c.s.Engine.Transact(context.WithoutCancel(ctx), func(tx store.Tx) error {
+	err := c.s.Engine.Transact(context.WithoutCancel(ctx), func(tx engine.SystemTx) error {
 		return tx.PutSecret(c.s.Kind+"_dead", deadKey(c.s.Name, ev.Seq), raw)
 	})
 	if err != nil {

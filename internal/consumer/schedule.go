@@ -7,10 +7,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/robfig/cron/v3"
+
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/engine"
-	"github.com/mantlehq/mantle/internal/store"
-	"github.com/robfig/cron/v3"
 )
 
 // ScheduleSpec is a cron schedule whose last tick is kept in the store
@@ -194,7 +194,7 @@ func (sc *Schedule) tick(ctx context.Context, at time.Time, catchUp bool) {
 }
 
 func (sc *Schedule) save(ctx context.Context, at time.Time) {
-	err := sc.s.Engine.Transact(context.WithoutCancel(ctx), func(tx store.Tx) error {
+	err := sc.s.Engine.Transact(context.WithoutCancel(ctx), func(tx engine.SystemTx) error {
 		return tx.PutSecret(sc.s.Kind+"_schedule", sc.s.Name, []byte(strconv.FormatInt(at.UnixNano(), 10)))
 	})
 	if err != nil {

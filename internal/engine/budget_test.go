@@ -62,3 +62,23 @@ func TestCatchUpReadsAreCapped(t *testing.T) {
 		t.Errorf("%d reads of the log ran at once, want 2", most)
 	}
 }
+
+// Nothing outside the engine's write path appends a record or schema
+// event: Audit and Transact refuse them, in any letter case.
+func TestSystemDoorRefusesRecordEvents(t *testing.T) {
+	for _, typ := range []string{"record.created", "Record.Deleted", "schema.applied"} {
+		if err := checkSystemEvent(&eventlog.Event{Type: typ}); err == nil {
+			t.Errorf("%s passed", typ)
+		}
+	}
+	if err := checkSystemEvent(&eventlog.Event{Type: eventlog.AuthLogin}); err != nil {
+		t.Errorf("an auth event: %v", err)
+	}
+	e, err := New(context.Background(), &gatedStore{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Audit(context.Background(), &eventlog.Event{Type: "record.created", Collection: "posts"}); err == nil {
+		t.Error("Audit appended a record event")
+	}
+}

@@ -3,6 +3,8 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strings"
 
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/eventlog"
@@ -60,14 +62,66 @@ func (e *Engine) Secrets(ctx context.Context, kind string) (map[string][]byte, e
 	return e.store.Secrets(ctx, kind)
 }
 
-// Transact runs fn in one durable transaction of the log: for changes to
-// secrets together with the audit events that record them.
-func (e *Engine) Transact(ctx context.Context, fn func(tx store.Tx) error) error {
-	return e.store.Write(ctx, fn)
+// SystemTx is what Mantle's own packages (auth, consumers, the Kafka
+// coordinator) may do in a transaction: read and write system state, and
+// append the audit events that record it. Records change only through
+// Write, and only the engine appends record.* and schema.* events: there
+// is no second write path.
+type SystemTx interface {
+	// Secret returns a stored value as the transaction sees it, or not_found.
+	Secret(kind, key string) ([]byte, error)
+	// PutSecret stores a value, replacing any with the same kind and key.
+	PutSecret(kind, key string, value []byte) error
+	// CreateSecret stores value unless one exists, and returns the one stored.
+	CreateSecret(kind, key string, value []byte) ([]byte, error)
+	// DeleteSecret removes a value and reports whether there was one.
+	DeleteSecret(kind, key string) (bool, error)
+	// Append adds an audit event; record.* and schema.* are refused
+	// (internal: a bug, not a caller's mistake).
+	Append(e *eventlog.Event) error
 }
 
-// Audit appends events that stand alone, such as a failed login.
+// systemTx narrows a store transaction to SystemTx.
+type systemTx struct{ tx store.Tx }
+
+func (s systemTx) Secret(kind, key string) ([]byte, error) { return s.tx.Secret(kind, key) }
+func (s systemTx) PutSecret(kind, key string, value []byte) error {
+	return s.tx.PutSecret(kind, key, value)
+}
+func (s systemTx) CreateSecret(kind, key string, value []byte) ([]byte, error) {
+	return s.tx.CreateSecret(kind, key, value)
+}
+func (s systemTx) DeleteSecret(kind, key string) (bool, error) { return s.tx.DeleteSecret(kind, key) }
+func (s systemTx) Append(e *eventlog.Event) error {
+	if err := checkSystemEvent(e); err != nil {
+		return err
+	}
+	return s.tx.Append(e)
+}
+
+// checkSystemEvent refuses the events only the engine writes.
+func checkSystemEvent(e *eventlog.Event) error {
+	t := strings.ToLower(e.Type)
+	if strings.HasPrefix(t, "record.") || strings.HasPrefix(t, "schema.") {
+		return fmt.Errorf("engine: a %s event can only come from the engine's own write path", e.Type)
+	}
+	return nil
+}
+
+// Transact runs fn in one durable transaction of the log: for changes to
+// system state together with the audit events that record them.
+func (e *Engine) Transact(ctx context.Context, fn func(tx SystemTx) error) error {
+	return e.store.Write(ctx, func(tx store.Tx) error { return fn(systemTx{tx}) })
+}
+
+// Audit appends events that stand alone, such as a failed login; record.*
+// and schema.* are refused.
 func (e *Engine) Audit(ctx context.Context, evs ...*eventlog.Event) error {
+	for _, ev := range evs {
+		if err := checkSystemEvent(ev); err != nil {
+			return err
+		}
+	}
 	return e.store.Write(ctx, func(tx store.Tx) error {
 		for _, ev := range evs {
 			if err := tx.Append(ev); err != nil {

@@ -66,11 +66,11 @@ func (e *Engine) Write(ctx context.Context, ops []Op) ([]Result, error) {
 // WriteWith is Write with more work in the same transaction: then runs
 // after the ops, with their results, and may store secrets and append
 // events of its own. Like the ops it may run more than once.
-func (e *Engine) WriteWith(ctx context.Context, ops []Op, then func(tx store.Tx, res []Result) error) ([]Result, error) {
+func (e *Engine) WriteWith(ctx context.Context, ops []Op, then func(tx SystemTx, res []Result) error) ([]Result, error) {
 	return e.write(ctx, ops, false, then)
 }
 
-func (e *Engine) write(ctx context.Context, ops []Op, batch bool, then func(store.Tx, []Result) error) ([]Result, error) {
+func (e *Engine) write(ctx context.Context, ops []Op, batch bool, then func(SystemTx, []Result) error) ([]Result, error) {
 	if len(ops) > MaxBatchOps {
 		return nil, mantle.Errorf(mantle.Invalid, "batch.too_large", "a batch takes at most %d ops", MaxBatchOps)
 	}
@@ -93,7 +93,7 @@ func (e *Engine) write(ctx context.Context, ops []Op, batch bool, then func(stor
 			results[i] = r
 		}
 		if then != nil {
-			return then(tx, results)
+			return then(systemTx{tx}, results)
 		}
 		return nil
 	})
@@ -399,13 +399,13 @@ const KindUserEpoch = "user_epoch"
 // voidCredentials records, in tx, that the user's credentials issued
 // before at are void.
 func voidCredentials(tx store.Tx, user string, at time.Time) error {
-	return tx.PutSecret(KindUserEpoch, user, []byte(at.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano)))
+	return VoidCredentials(systemTx{tx}, user, at)
 }
 
 // VoidCredentials is voidCredentials for auth's own changes (a new
 // password), inside its transaction.
-func VoidCredentials(tx store.Tx, user string, at time.Time) error {
-	return voidCredentials(tx, user, at)
+func VoidCredentials(tx SystemTx, user string, at time.Time) error {
+	return tx.PutSecret(KindUserEpoch, user, []byte(at.UTC().Truncate(time.Millisecond).Format(time.RFC3339Nano)))
 }
 
 // rolesChanged is the audit event of a change to a user's roles.

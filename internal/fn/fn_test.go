@@ -13,8 +13,8 @@ import (
 
 	"github.com/mantlehq/mantle/internal/app"
 	"github.com/mantlehq/mantle/internal/apptest"
+	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/fn"
-	"github.com/mantlehq/mantle/internal/store"
 )
 
 // start serves testdata (the test guest as several functions) on a new
@@ -297,7 +297,7 @@ func TestSchedules(t *testing.T) {
 	}
 	long := time.Now().Add(-72 * time.Hour)
 	for _, name := range []string{"nightly", "nightly_nocatchup"} {
-		err := db.Engine.Transact(context.Background(), func(tx store.Tx) error {
+		err := db.Engine.Transact(context.Background(), func(tx engine.SystemTx) error {
 			return tx.PutSecret(fn.KindSchedule, name, fmt.Appendf(nil, "%d", long.UnixNano()))
 		})
 		if err != nil {

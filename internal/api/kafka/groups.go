@@ -9,9 +9,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mantlehq/mantle"
-	"github.com/mantlehq/mantle/internal/store"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/engine"
 )
 
 // KindOffset is the secret kind of committed consumer-group offsets:
@@ -528,7 +529,7 @@ func (c *coordinator) commit(ctx context.Context, cn *conn, r *kmsg.OffsetCommit
 		}
 	}
 	if write {
-		err := c.s.o.Engine.Transact(ctx, func(tx store.Tx) error {
+		err := c.s.o.Engine.Transact(ctx, func(tx engine.SystemTx) error {
 			for i, t := range r.Topics {
 				for j, p := range t.Partitions {
 					if codes[i][j] != errNone {

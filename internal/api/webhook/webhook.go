@@ -34,7 +34,6 @@ import (
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/feed"
 	"github.com/mantlehq/mantle/internal/schema"
-	"github.com/mantlehq/mantle/internal/store"
 )
 
 // Kind is the consumer kind of webhooks: their cursors and dead letters
@@ -163,7 +162,7 @@ func (m *Manager) secret(ctx context.Context, name string) ([]byte, error) {
 	if raw == "" && m.o.StoredSecrets {
 		k := make([]byte, 32)
 		crand.Read(k)
-		err := m.o.Engine.Transact(ctx, func(tx store.Tx) error {
+		err := m.o.Engine.Transact(ctx, func(tx engine.SystemTx) error {
 			v, err := tx.CreateSecret(SecretKind, name, []byte("whsec_"+base64.StdEncoding.EncodeToString(k)))
 			raw = string(v)
 			return err
