@@ -26,10 +26,10 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/mantlehq/mantle/internal/api/webhook"
 	"github.com/mantlehq/mantle/internal/fn/fntest"
 	"github.com/mantlehq/mantle/internal/testenv"
 	"github.com/mantlehq/mantle/internal/testenv/natstest"
+	"github.com/mantlehq/mantle/internal/webhook"
 )
 
 // clusterProject has a webhook, a function and an automation on item

@@ -17,7 +17,6 @@ import (
 	"github.com/mantlehq/mantle/internal/api/openapi"
 	"github.com/mantlehq/mantle/internal/api/realtime"
 	"github.com/mantlehq/mantle/internal/api/rest"
-	"github.com/mantlehq/mantle/internal/api/webhook"
 	"github.com/mantlehq/mantle/internal/auth"
 	"github.com/mantlehq/mantle/internal/automation"
 	"github.com/mantlehq/mantle/internal/bus"
@@ -33,6 +32,7 @@ import (
 	"github.com/mantlehq/mantle/internal/store"
 	"github.com/mantlehq/mantle/internal/store/postgres"
 	"github.com/mantlehq/mantle/internal/store/sqlite"
+	"github.com/mantlehq/mantle/internal/webhook"
 )
 
 // App is a running Mantle node.

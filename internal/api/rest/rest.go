@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/mantlehq/mantle"
-	"github.com/mantlehq/mantle/internal/api/webhook"
 	"github.com/mantlehq/mantle/internal/auth"
 	"github.com/mantlehq/mantle/internal/automation"
 	"github.com/mantlehq/mantle/internal/engine"
@@ -22,6 +21,7 @@ import (
 	"github.com/mantlehq/mantle/internal/fn"
 	"github.com/mantlehq/mantle/internal/gateway"
 	"github.com/mantlehq/mantle/internal/schema"
+	"github.com/mantlehq/mantle/internal/webhook"
 )
 
 // Options configure the handler.
