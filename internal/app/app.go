@@ -242,7 +242,7 @@ func (a *App) Handler() http.Handler { return a.HandlerWith(0) }
 // HandlerWith returns the HTTP stack with an SSE heartbeat interval other
 // than the default 15s (tests use a short one).
 func (a *App) HandlerWith(heartbeat time.Duration) http.Handler {
-	o := rest.Options{Engine: a.Engine, Hub: a.Hub, Log: a.Log, Auth: a.Auth, Webhooks: a.Hooks, Functions: a.Funcs, Automations: a.Autos, OpenAPI: openapi.Render, Heartbeat: heartbeat,
+	o := rest.Options{Engine: a.Engine, Hub: a.Hub, Log: a.Log, Auth: a.Auth, Consumers: []consumer.Admin{a.Hooks.Admin(), a.Funcs.Admin(), a.Autos.Admin()}, Functions: a.Funcs, Automations: a.Autos, OpenAPI: openapi.Render, Heartbeat: heartbeat,
 		PublicURL: a.Config.PublicURL, Ready: a.Ready, SignupTokens: a.Config.SignupTokens}
 	if a.Config.RateLimit > 0 {
 		o.RateLimit = gateway.NewRateLimiter(a.Config.RateLimit, int(2*a.Config.RateLimit)+1)

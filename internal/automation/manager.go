@@ -522,3 +522,20 @@ func (m *Manager) Replay(name string, from int64) error {
 	}
 	return c.Replay(from)
 }
+
+// Admin is the automations' administration surface (consumer.Admin).
+func (m *Manager) Admin() consumer.Admin { return admin{m} }
+
+type admin struct{ m *Manager }
+
+func (a admin) Kind() string                      { return "automations" }
+func (a admin) AttemptsName() string              { return "runs" }
+func (a admin) ReplayReason() string              { return "automation.invalid_replay" }
+func (a admin) Statuses() any                     { return a.m.Statuses() }
+func (a admin) Attempts(name string) (any, error) { return a.m.Runs(name) }
+func (a admin) DeadLetters(ctx context.Context, name string) (any, error) {
+	return a.m.DeadLetters(ctx, name)
+}
+func (a admin) Replay(_ context.Context, name string, from int64) error {
+	return a.m.Replay(name, from)
+}

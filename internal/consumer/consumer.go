@@ -452,3 +452,28 @@ func Stored[T any](ctx context.Context, eng *engine.Engine, kind, name string) (
 	}
 	return out, nil
 }
+
+// Admin is what administrators see and do of one kind of durable consumer
+// of the log: webhooks, functions' event triggers, automations. The HTTP
+// API mounts it once per kind (GET /api/{kind}, GET
+// /api/{kind}/{name}/{attempts}, GET …/dead, POST …/replay), so the kinds
+// share one administration surface.
+type Admin interface {
+	// Kind is the path segment: webhooks, functions or automations.
+	Kind() string
+	// AttemptsName is the path segment of the recent attempts:
+	// deliveries, attempts or runs.
+	AttemptsName() string
+	// ReplayReason is the reason of a replay whose from is not valid.
+	ReplayReason() string
+	// Statuses lists each consumer of the kind with its state.
+	Statuses() any
+	// Attempts lists a consumer's recent attempts; not_found for a name
+	// the project does not have.
+	Attempts(name string) (any, error)
+	// DeadLetters lists the events given up on; not_found as Attempts.
+	DeadLetters(ctx context.Context, name string) (any, error)
+	// Replay moves the consumer back to deliver again from a sequence;
+	// not_found as Attempts, invalid for a from less than 1.
+	Replay(ctx context.Context, name string, from int64) error
+}

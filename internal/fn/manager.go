@@ -520,3 +520,21 @@ func NativeEcho(_ context.Context, in []byte) ([]byte, error) {
 	}
 	return json.Marshal(Result{Status: 200, JSON: out})
 }
+
+// Admin is the event-triggered functions' administration surface
+// (consumer.Admin).
+func (m *Manager) Admin() consumer.Admin { return fnAdmin{m} }
+
+type fnAdmin struct{ m *Manager }
+
+func (a fnAdmin) Kind() string                      { return "functions" }
+func (a fnAdmin) AttemptsName() string              { return "attempts" }
+func (a fnAdmin) ReplayReason() string              { return "fn.invalid_replay" }
+func (a fnAdmin) Statuses() any                     { return a.m.Statuses() }
+func (a fnAdmin) Attempts(name string) (any, error) { return a.m.Attempts(name) }
+func (a fnAdmin) DeadLetters(ctx context.Context, name string) (any, error) {
+	return a.m.DeadLetters(ctx, name)
+}
+func (a fnAdmin) Replay(_ context.Context, name string, from int64) error {
+	return a.m.Replay(name, from)
+}

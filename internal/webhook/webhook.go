@@ -375,3 +375,20 @@ func (m *Manager) Replay(ctx context.Context, name string, from int64) error {
 	}
 	return w.c.Replay(from)
 }
+
+// Admin is the webhooks' administration surface (consumer.Admin).
+func (m *Manager) Admin() consumer.Admin { return admin{m} }
+
+type admin struct{ m *Manager }
+
+func (a admin) Kind() string                      { return "webhooks" }
+func (a admin) AttemptsName() string              { return "deliveries" }
+func (a admin) ReplayReason() string              { return "webhook.invalid_replay" }
+func (a admin) Statuses() any                     { return a.m.Statuses() }
+func (a admin) Attempts(name string) (any, error) { return a.m.Deliveries(name) }
+func (a admin) DeadLetters(ctx context.Context, name string) (any, error) {
+	return a.m.DeadLetters(ctx, name)
+}
+func (a admin) Replay(ctx context.Context, name string, from int64) error {
+	return a.m.Replay(ctx, name, from)
+}

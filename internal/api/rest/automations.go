@@ -11,24 +11,6 @@ import (
 // The automation endpoints (docs/automations.md). All are for
 // administrators but run, which the automation's allow rule decides.
 
-func (h *handler) automations(w http.ResponseWriter, r *http.Request) error {
-	if err := adminOnly(r, "automations"); err != nil {
-		return err
-	}
-	return writeItems(w, h.Automations.Statuses())
-}
-
-func (h *handler) automationRuns(w http.ResponseWriter, r *http.Request) error {
-	if err := adminOnly(r, "automations"); err != nil {
-		return err
-	}
-	runs, err := h.Automations.Runs(r.PathValue("name"))
-	if err != nil {
-		return err
-	}
-	return writeItems(w, runs)
-}
-
 func (h *handler) automationFailed(w http.ResponseWriter, r *http.Request) error {
 	if err := adminOnly(r, "automations"); err != nil {
 		return err
@@ -38,32 +20,6 @@ func (h *handler) automationFailed(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	return writeItems(w, runs)
-}
-
-func (h *handler) automationDead(w http.ResponseWriter, r *http.Request) error {
-	if err := adminOnly(r, "automations"); err != nil {
-		return err
-	}
-	d, err := h.Automations.DeadLetters(r.Context(), r.PathValue("name"))
-	if err != nil {
-		return err
-	}
-	return writeItems(w, d)
-}
-
-func (h *handler) automationReplay(w http.ResponseWriter, r *http.Request) error {
-	if err := adminOnly(r, "automations"); err != nil {
-		return err
-	}
-	from, err := readFrom(r, "automation.invalid_replay")
-	if err != nil {
-		return err
-	}
-	if err := h.Automations.Replay(r.PathValue("name"), from); err != nil {
-		return err
-	}
-	b, _ := json.Marshal(map[string]int64{"from": from})
-	return writeJSON(w, http.StatusAccepted, b)
 }
 
 // automationRun starts a hook automation with the body as its input and

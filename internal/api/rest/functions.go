@@ -14,13 +14,6 @@ import (
 // attempts and dead letters of event triggers, replay, and a direct
 // invocation. Administrators only.
 
-func (h *handler) functions(w http.ResponseWriter, r *http.Request) error {
-	if err := adminOnly(r, "functions"); err != nil {
-		return err
-	}
-	return writeItems(w, h.Functions.Statuses())
-}
-
 func (h *handler) functionLogs(w http.ResponseWriter, r *http.Request) error {
 	if err := adminOnly(r, "functions"); err != nil {
 		return err
@@ -46,43 +39,6 @@ func (h *handler) functionLogs(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return writeItems(w, lines)
-}
-
-func (h *handler) functionAttempts(w http.ResponseWriter, r *http.Request) error {
-	if err := adminOnly(r, "functions"); err != nil {
-		return err
-	}
-	a, err := h.Functions.Attempts(r.PathValue("name"))
-	if err != nil {
-		return err
-	}
-	return writeItems(w, a)
-}
-
-func (h *handler) functionDead(w http.ResponseWriter, r *http.Request) error {
-	if err := adminOnly(r, "functions"); err != nil {
-		return err
-	}
-	d, err := h.Functions.DeadLetters(r.Context(), r.PathValue("name"))
-	if err != nil {
-		return err
-	}
-	return writeItems(w, d)
-}
-
-func (h *handler) functionReplay(w http.ResponseWriter, r *http.Request) error {
-	if err := adminOnly(r, "functions"); err != nil {
-		return err
-	}
-	from, err := readFrom(r, "fn.invalid_replay")
-	if err != nil {
-		return err
-	}
-	if err := h.Functions.Replay(r.PathValue("name"), from); err != nil {
-		return err
-	}
-	b, _ := json.Marshal(map[string]int64{"from": from})
-	return writeJSON(w, http.StatusAccepted, b)
 }
 
 // functionInvoke runs a function once with the body as its data and

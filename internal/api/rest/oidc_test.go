@@ -13,10 +13,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mantlehq/mantle/internal/apptest"
-	"github.com/mantlehq/mantle/internal/config"
 	"github.com/zitadel/oidc/v3/example/server/exampleop"
 	"github.com/zitadel/oidc/v3/example/server/storage"
+
+	"github.com/mantlehq/mantle/internal/apptest"
+	"github.com/mantlehq/mantle/internal/config"
 )
 
 // oidcSetup starts Mantle with an OIDC provider named zitadel, and the

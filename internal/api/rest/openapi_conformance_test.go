@@ -11,8 +11,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/mantlehq/mantle/internal/apptest"
 	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/mantlehq/mantle/internal/apptest"
 )
 
 // oasProject has a webhook and an automation, so that their operations

@@ -8,8 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mantlehq/mantle/internal/apptest"
 	sse "github.com/tmaxmax/go-sse"
+
+	"github.com/mantlehq/mantle/internal/apptest"
 )
 
 // draftThenPublish makes a draft post with a secret body and publishes it

@@ -16,12 +16,12 @@ import (
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/auth"
 	"github.com/mantlehq/mantle/internal/automation"
+	"github.com/mantlehq/mantle/internal/consumer"
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/fn"
 	"github.com/mantlehq/mantle/internal/gateway"
 	"github.com/mantlehq/mantle/internal/schema"
-	"github.com/mantlehq/mantle/internal/webhook"
 )
 
 // Options configure the handler.
@@ -31,8 +31,9 @@ type Options struct {
 	Log    *slog.Logger
 	// Auth authenticates callers and serves the auth endpoints.
 	Auth *auth.Service
-	// Webhooks runs the project's webhooks.
-	Webhooks *webhook.Manager
+	// Consumers are the administration surfaces of the durable consumers
+	// of the log (webhooks, functions, automations), mounted once each.
+	Consumers []consumer.Admin
 	// Functions runs the project's functions; their routes are under /fn/.
 	Functions *fn.Manager
 	// Automations runs the project's automations.
@@ -88,25 +89,14 @@ func New(o Options) http.Handler {
 	route("/api/auth/oidc/{provider}/callback", methods{"GET": h.oidcCallback})
 	route("/api/keys", methods{"GET": h.listKeys, "POST": h.createKey})
 	route("/api/keys/{id}", methods{"DELETE": h.deleteKey})
-	route("/api/webhooks", methods{"GET": h.webhooks})
-	route("/api/webhooks/{name}/deliveries", methods{"GET": h.webhookDeliveries})
-	route("/api/webhooks/{name}/dead", methods{"GET": h.webhookDead})
-	route("/api/webhooks/{name}/replay", methods{"POST": h.webhookReplay})
+	h.mountConsumers(route, o.Consumers)
 	if o.Functions != nil {
-		route("/api/functions", methods{"GET": h.functions})
 		route("/api/functions/{name}/logs", methods{"GET": h.functionLogs})
-		route("/api/functions/{name}/attempts", methods{"GET": h.functionAttempts})
-		route("/api/functions/{name}/dead", methods{"GET": h.functionDead})
-		route("/api/functions/{name}/replay", methods{"POST": h.functionReplay})
 		route("/api/functions/{name}/invoke", methods{"POST": h.functionInvoke})
 		mux.Handle("/fn/", h.authenticated(o.Functions))
 	}
 	if o.Automations != nil {
-		route("/api/automations", methods{"GET": h.automations})
-		route("/api/automations/{name}/runs", methods{"GET": h.automationRuns})
 		route("/api/automations/{name}/failed", methods{"GET": h.automationFailed})
-		route("/api/automations/{name}/dead", methods{"GET": h.automationDead})
-		route("/api/automations/{name}/replay", methods{"POST": h.automationReplay})
 		route("/api/automations/{name}/run", methods{"POST": h.automationRun})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {

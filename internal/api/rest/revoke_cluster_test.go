@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
 	"github.com/mantlehq/mantle/internal/apptest"
 	"github.com/mantlehq/mantle/internal/config"
 	"github.com/mantlehq/mantle/internal/testenv"

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
 	"github.com/mantlehq/mantle/internal/apptest"
 	"github.com/mantlehq/mantle/internal/auth"
 )

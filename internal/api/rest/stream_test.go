@@ -11,8 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mantlehq/mantle/internal/apptest"
 	sse "github.com/tmaxmax/go-sse"
+
+	"github.com/mantlehq/mantle/internal/apptest"
 )
 
 type streamEvent struct {

@@ -8,8 +8,9 @@ import (
 	"github.com/mantlehq/mantle/internal/gateway"
 )
 
-// The webhook and function endpoints are for administrators: deliveries
-// and logs carry every event.
+// The administration endpoints of the log's consumers (webhooks,
+// functions, automations; see consumers.go) are for administrators:
+// deliveries and logs carry every event.
 func adminOnly(r *http.Request, what string) error {
 	id := mantle.IdentityFrom(r.Context())
 	switch {
@@ -40,48 +41,4 @@ func writeItems(w http.ResponseWriter, items any) error {
 		return err
 	}
 	return writeJSON(w, http.StatusOK, b)
-}
-
-func (h *handler) webhooks(w http.ResponseWriter, r *http.Request) error {
-	if err := adminOnly(r, "webhooks"); err != nil {
-		return err
-	}
-	return writeItems(w, h.Webhooks.Statuses())
-}
-
-func (h *handler) webhookDeliveries(w http.ResponseWriter, r *http.Request) error {
-	if err := adminOnly(r, "webhooks"); err != nil {
-		return err
-	}
-	d, err := h.Webhooks.Deliveries(r.PathValue("name"))
-	if err != nil {
-		return err
-	}
-	return writeItems(w, d)
-}
-
-func (h *handler) webhookDead(w http.ResponseWriter, r *http.Request) error {
-	if err := adminOnly(r, "webhooks"); err != nil {
-		return err
-	}
-	d, err := h.Webhooks.DeadLetters(r.Context(), r.PathValue("name"))
-	if err != nil {
-		return err
-	}
-	return writeItems(w, d)
-}
-
-func (h *handler) webhookReplay(w http.ResponseWriter, r *http.Request) error {
-	if err := adminOnly(r, "webhooks"); err != nil {
-		return err
-	}
-	from, err := readFrom(r, "webhook.invalid_replay")
-	if err != nil {
-		return err
-	}
-	if err := h.Webhooks.Replay(r.Context(), r.PathValue("name"), from); err != nil {
-		return err
-	}
-	b, _ := json.Marshal(map[string]int64{"from": from})
-	return writeJSON(w, http.StatusAccepted, b)
 }
