@@ -136,6 +136,9 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err
 	if err != nil {
 		return nil, err
 	}
+	if err := eng.RegisterState(StateKinds()...); err != nil {
+		return nil, err
+	}
 	if err := claimCluster(ctx, eng, cfg); err != nil {
 		return nil, err
 	}

@@ -24,3 +24,21 @@ func TestBudget(t *testing.T) {
 		t.Errorf("list cache off: %+v", b)
 	}
 }
+
+// Every kind of system state is registered once, and the consumer kinds
+// of each durable consumer are there (replay copies what is registered).
+func TestStateKinds(t *testing.T) {
+	seen := map[string]bool{}
+	for _, k := range StateKinds() {
+		if seen[k.Name] || k.Owner == "" || k.What == "" {
+			t.Errorf("kind %+v: twice, or without owner or description", k)
+		}
+		seen[k.Name] = true
+	}
+	for _, want := range []string{"password", "session", "apikey", "identity", "user_epoch", "kafka_offset",
+		"webhook_cursor", "webhook_dead", "fn_cursor", "fn_schedule", "automation_cursor", "automation_failed"} {
+		if !seen[want] {
+			t.Errorf("%s is not registered", want)
+		}
+	}
+}

@@ -32,8 +32,6 @@ const (
 	KindAPIKey   = "apikey"   // key id → apiKey
 )
 
-// SecretKinds lists every kind auth stores, for tools that copy a store.
-var SecretKinds = []string{KindPassword, KindSession, KindAPIKey, KindIdentity, StoredKeysKind}
 
 // Config tunes the service. Zero values take the defaults.
 type Config struct {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/mantlehq/mantle/internal/app"
 	"github.com/mantlehq/mantle/internal/auth"
 	"github.com/mantlehq/mantle/internal/replay"
 	"github.com/mantlehq/mantle/internal/store/sqlite"
@@ -44,7 +45,13 @@ func replayCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	secrets, err := replay.CopySecrets(ctx, src, dst, auth.SecretKinds)
+	var kinds []string
+	for _, k := range app.StateKinds() {
+		if k.Copy {
+			kinds = append(kinds, k.Name)
+		}
+	}
+	secrets, err := replay.CopySecrets(ctx, src, dst, kinds)
 	if err != nil {
 		return err
 	}

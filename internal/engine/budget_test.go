@@ -82,3 +82,37 @@ func TestSystemDoorRefusesRecordEvents(t *testing.T) {
 		t.Error("Audit appended a record event")
 	}
 }
+
+// writeStore runs every write at once against a transaction that keeps
+// nothing.
+type writeStore struct{ gatedStore }
+type nopTx struct{ store.Tx }
+
+func (nopTx) PutSecret(kind, key string, value []byte) error { return nil }
+func (w *writeStore) Write(ctx context.Context, fn func(store.Tx) error) error {
+	return fn(nopTx{})
+}
+
+// A kind of system state nobody registered cannot be written: the
+// registry that replay and backups walk is complete by construction.
+func TestUnregisteredStateIsRefused(t *testing.T) {
+	e, err := New(context.Background(), &writeStore{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.RegisterState(StateKind{Name: "known", Owner: "test", What: "a test value", Copy: true}); err != nil {
+		t.Fatal(err)
+	}
+	put := func(kind string) error {
+		return e.Transact(context.Background(), func(tx SystemTx) error { return tx.PutSecret(kind, "k", []byte("v")) })
+	}
+	if err := put("known"); err != nil {
+		t.Errorf("a registered kind: %v", err)
+	}
+	if err := put("stray"); err == nil {
+		t.Error("an unregistered kind was written")
+	}
+	if err := e.RegisterState(StateKind{Name: "known", Owner: "other"}); err == nil {
+		t.Error("a kind registered by two owners")
+	}
+}

@@ -26,6 +26,7 @@ type Engine struct {
 	store  store.Store
 	state  atomic.Pointer[state]
 	limits atomic.Pointer[limits]
+	reg    registry // the kinds of system state (state.go)
 	now    func() time.Time
 }
 

@@ -81,14 +81,24 @@ type SystemTx interface {
 	Append(e *eventlog.Event) error
 }
 
-// systemTx narrows a store transaction to SystemTx.
-type systemTx struct{ tx store.Tx }
+// systemTx narrows a store transaction to SystemTx; e checks the kinds
+// (nil: any kind, for the engine's own writes).
+type systemTx struct {
+	tx store.Tx
+	e  *Engine
+}
 
 func (s systemTx) Secret(kind, key string) ([]byte, error) { return s.tx.Secret(kind, key) }
 func (s systemTx) PutSecret(kind, key string, value []byte) error {
+	if err := s.e.registered(kind); err != nil {
+		return err
+	}
 	return s.tx.PutSecret(kind, key, value)
 }
 func (s systemTx) CreateSecret(kind, key string, value []byte) ([]byte, error) {
+	if err := s.e.registered(kind); err != nil {
+		return nil, err
+	}
 	return s.tx.CreateSecret(kind, key, value)
 }
 func (s systemTx) DeleteSecret(kind, key string) (bool, error) { return s.tx.DeleteSecret(kind, key) }
@@ -111,7 +121,7 @@ func checkSystemEvent(e *eventlog.Event) error {
 // Transact runs fn in one durable transaction of the log: for changes to
 // system state together with the audit events that record them.
 func (e *Engine) Transact(ctx context.Context, fn func(tx SystemTx) error) error {
-	return e.store.Write(ctx, func(tx store.Tx) error { return fn(systemTx{tx}) })
+	return e.store.Write(ctx, func(tx store.Tx) error { return fn(systemTx{tx, e}) })
 }
 
 // Audit appends events that stand alone, such as a failed login; record.*

@@ -93,7 +93,7 @@ func (e *Engine) write(ctx context.Context, ops []Op, batch bool, then func(Syst
 			results[i] = r
 		}
 		if then != nil {
-			return then(systemTx{tx}, results)
+			return then(systemTx{tx, e}, results)
 		}
 		return nil
 	})
@@ -399,7 +399,7 @@ const KindUserEpoch = "user_epoch"
 // voidCredentials records, in tx, that the user's credentials issued
 // before at are void.
 func voidCredentials(tx store.Tx, user string, at time.Time) error {
-	return VoidCredentials(systemTx{tx}, user, at)
+	return VoidCredentials(systemTx{tx: tx}, user, at)
 }
 
 // VoidCredentials is voidCredentials for auth's own changes (a new
