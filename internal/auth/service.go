@@ -32,7 +32,6 @@ const (
 	KindAPIKey   = "apikey"   // key id → apiKey
 )
 
-
 // Config tunes the service. Zero values take the defaults.
 type Config struct {
 	AccessTTL  time.Duration // access token lifetime; default 15 minutes
