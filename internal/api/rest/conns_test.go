@@ -45,7 +45,7 @@ func readAll(t *testing.T, c net.Conn) string {
 func TestConnectionExhaustion(t *testing.T) {
 	s := apptest.StartServing(t, ruled, func(c *config.Config) {
 		c.MaxConnsPerIP, c.MaxConns = 50, 1000
-		c.ReadTimeout, c.IdleTimeout, c.WriteTimeout = 2*time.Second, time.Second, 2*time.Second
+		c.ReadTimeout, c.IdleTimeout, c.WriteTimeout = 4*time.Second, time.Second, 2*time.Second
 	})
 	// A normal client, at another address than the attacker's.
 	c := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext}}
