@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,6 +21,7 @@ import (
 	"github.com/mantlehq/mantle"
 	"github.com/mantlehq/mantle/internal/engine"
 	"github.com/mantlehq/mantle/internal/eventlog"
+	"github.com/mantlehq/mantle/internal/gateway"
 	"github.com/mantlehq/mantle/internal/schema"
 )
 
@@ -155,14 +155,8 @@ func (p *oidcProvider) allowedRedirect(u string) bool {
 	if err != nil || target.User != nil || target.Fragment != "" || target.Opaque != "" || target.RawPath != "" {
 		return false
 	}
-	if p := target.Path; p != "" {
-		clean := path.Clean(p)
-		if strings.HasSuffix(p, "/") && clean != "/" {
-			clean += "/"
-		}
-		if clean != p {
-			return false
-		}
+	if target.Path != "" && gateway.CleanPath(target.Path) != target.Path {
+		return false
 	}
 	for _, r := range p.cfg.Redirects {
 		base, err := url.Parse(r)

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/url"
 	"strconv"
 
@@ -272,28 +273,33 @@ func (e *Engine) EventFor(caller mantle.Identity, ev *eventlog.Event) *eventlog.
 // published shows its new state to everyone, and its draft to nobody who
 // could not read the draft. Events without a previous state pass.
 func (e *Engine) CanSeePrevious(caller mantle.Identity, ev *eventlog.Event) bool {
-	if caller.IsAdmin() || !ev.HasPrevious() {
+	if !ev.HasPrevious() {
 		return true
 	}
-	c := e.Schema().Collection(ev.Collection)
-	if c == nil {
-		return false
-	}
-	rules := e.Rules(c)
-	if rules.Open(schema.OpView) {
-		return true
-	}
-	prev, err := ev.Previous(c)
-	if err != nil {
-		return false
-	}
-	return prev == nil || rules.CanView(caller, prev)
+	return e.canView(caller, ev, func(c *schema.Collection) (*schema.Record, error) {
+		prev, err := ev.Previous(c)
+		if prev == nil && err == nil {
+			return nil, errNoState
+		}
+		return prev, err
+	})
 }
+
+// errNoState: the event carries no state to judge (nothing to hide).
+var errNoState = errors.New("no state")
 
 // CanSee reports whether the caller may see an event: administrators see
 // every event; others see record events whose record (for a deletion, the
 // record as it was) the collection's view rule admits.
 func (e *Engine) CanSee(caller mantle.Identity, ev *eventlog.Event) bool {
+	return e.canView(caller, ev, ev.Record)
+}
+
+// canView is the view rule of an event's collection for the caller, on
+// the state that state picks from the event: administrators and open
+// collections pass, events of no collection fail (a state that is not
+// there passes: errNoState).
+func (e *Engine) canView(caller mantle.Identity, ev *eventlog.Event, state func(*schema.Collection) (*schema.Record, error)) bool {
 	if caller.IsAdmin() {
 		return true
 	}
@@ -305,7 +311,10 @@ func (e *Engine) CanSee(caller mantle.Identity, ev *eventlog.Event) bool {
 	if rules.Open(schema.OpView) {
 		return true
 	}
-	r, err := ev.Record(c)
+	r, err := state(c)
+	if errors.Is(err, errNoState) {
+		return true
+	}
 	return err == nil && rules.CanView(caller, r)
 }
 

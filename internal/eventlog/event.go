@@ -113,30 +113,30 @@ type parsed struct {
 // record as it was), parsed once per collection schema and shared by every
 // subscriber that checks a rule on it.
 func (e *Event) Record(c *schema.Collection) (*schema.Record, error) {
-	if p := e.record.Load(); p != nil && p.coll == c {
-		return p.rec, p.err
-	}
-	p := &parsed{coll: c}
-	var d RecordData
-	if p.err = json.Unmarshal(e.Data, &d); p.err == nil {
-		p.rec, p.err = c.ParseRecord(d.Record)
-	}
-	e.record.Store(p)
-	return p.rec, p.err
+	return e.parse(&e.record, c, true, func(d RecordData) json.RawMessage { return d.Record })
 }
 
 // Previous returns the record as it was before an update (nil for an event
 // that carries no previous state), parsed once per collection schema.
 func (e *Event) Previous(c *schema.Collection) (*schema.Record, error) {
-	if p := e.previous.Load(); p != nil && p.coll == c {
+	return e.parse(&e.previous, c, false, func(d RecordData) json.RawMessage { return d.Previous })
+}
+
+// parse reads the state pick chooses from the event's data into slot,
+// once per collection schema; a state that is not there is nil, or an
+// error when required.
+func (e *Event) parse(slot *atomic.Pointer[parsed], c *schema.Collection, required bool, pick func(RecordData) json.RawMessage) (*schema.Record, error) {
+	if p := slot.Load(); p != nil && p.coll == c {
 		return p.rec, p.err
 	}
 	p := &parsed{coll: c}
 	var d RecordData
-	if p.err = json.Unmarshal(e.Data, &d); p.err == nil && len(d.Previous) > 0 && string(d.Previous) != "null" {
-		p.rec, p.err = c.ParseRecord(d.Previous)
+	if p.err = json.Unmarshal(e.Data, &d); p.err == nil {
+		if raw := pick(d); required || len(raw) > 0 && string(raw) != "null" {
+			p.rec, p.err = c.ParseRecord(raw)
+		}
 	}
-	e.previous.Store(p)
+	slot.Store(p)
 	return p.rec, p.err
 }
 

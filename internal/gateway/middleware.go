@@ -66,7 +66,7 @@ func Wrap(h http.Handler, o Options) http.Handler {
 		}
 		w.Header().Set("X-Request-Id", id)
 		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
-		if clean := cleanPath(r.URL.Path); clean != r.URL.Path {
+		if clean := CleanPath(r.URL.Path); clean != r.URL.Path {
 			// net/http's mux would answer a 307 in HTML; an API client
 			// that sends such a path has a bug worth seeing.
 			WriteError(w, r, o.Log, mantle.Errorf(mantle.Invalid, "request.unclean_path",
@@ -92,9 +92,10 @@ func Wrap(h http.Handler, o Options) http.Handler {
 	})
 }
 
-// cleanPath is path.Clean that keeps a trailing slash, as net/http's mux
-// cleans paths.
-func cleanPath(p string) string {
+// CleanPath is path.Clean that keeps a trailing slash, as net/http's mux
+// cleans paths; a path that differs from its CleanPath has empty, . or ..
+// segments.
+func CleanPath(p string) string {
 	if p == "" {
 		return "/"
 	}
