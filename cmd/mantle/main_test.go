@@ -50,9 +50,9 @@ type server struct {
 
 // startServer runs `mantle serve` on a free port and waits for its
 // "serving" line.
-func startServer(t *testing.T, bin, project, data string) *server {
+func startServer(t *testing.T, bin, project, data string, args ...string) *server {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "--project", project, "--data", data, "--http", "127.0.0.1:0")
+	cmd := exec.Command(bin, append([]string{"serve", "--project", project, "--data", data, "--http", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), "MANTLE_ADMIN_TOKEN="+adminToken)
 	stdout, _ := cmd.StdoutPipe()
 	cmd.Stderr = io.Discard

@@ -94,7 +94,7 @@ func Open(ctx context.Context, cfg config.Config, log *slog.Logger) (_ *App, err
 			}
 		}
 	}()
-	hub := eventlog.NewHub(0, 0)
+	hub := eventlog.NewHub(budgetOf(cfg).events, 0)
 	onCommit := hub.Publish
 	var (
 		b        *bus.Bus

@@ -6,17 +6,18 @@ import (
 	"github.com/mantlehq/mantle/internal/config"
 )
 
-// The memory budget sizes the heap limit and the caches; a small budget
-// gives small caches, and --list-cache only lowers its share.
+// The memory budget sizes the caches; a small budget gives small caches,
+// and --list-cache only lowers its share.
 func TestBudget(t *testing.T) {
 	cfg := config.Default()
 	cfg.MemoryLimit, cfg.ListCacheMB = 128<<20, 32
 	b := budgetOf(cfg)
-	if b.heap != 80<<20 || b.listCache != 16<<20 || b.readerCache*b.readers > 32<<20 || b.records != 8192 {
+	if b.heap != 64<<20 || b.listCache != 8<<20 || b.readerCache*b.readers > max(8<<20, b.readers<<20) ||
+		b.records != 4096 || b.events != 1024 {
 		t.Errorf("128 MiB: %+v", b)
 	}
 	cfg.MemoryLimit, cfg.ListCacheMB = 1<<30, 32
-	if b := budgetOf(cfg); b.listCache != 32<<20 || b.heap != 640<<20 {
+	if b := budgetOf(cfg); b.listCache != 32<<20 || b.heap != 512<<20 || b.events != 8192 {
 		t.Errorf("1 GiB: %+v", b)
 	}
 	cfg.ListCacheMB = 0

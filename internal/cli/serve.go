@@ -13,6 +13,7 @@ import (
 
 	"github.com/mantlehq/mantle/internal/app"
 	"github.com/mantlehq/mantle/internal/config"
+	"github.com/mantlehq/mantle/internal/fn"
 	"github.com/mantlehq/mantle/internal/store/sqlite"
 )
 
@@ -31,8 +32,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		runtime.GOMAXPROCS(2 * runtime.NumCPU())
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		// The memory budget bounds the heap whatever GOGC lets it grow to.
-		debug.SetMemoryLimit(app.HeapLimit(cfg))
+		// The memory budget bounds the process whatever GOGC lets the
+		// heap grow to.
+		app.GovernMemory(ctx, cfg, log, fn.Footprint)
 	}
 	if os.Getenv("GOGC") == "" {
 		// The server keeps little live data; collecting less often trades

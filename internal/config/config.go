@@ -69,14 +69,18 @@ type Config struct {
 	// 20); an account gets half as many, sign-ups from an IP half as many.
 	SignInLimit int
 	// ListCacheMB is the SQLite store's list page cache in MiB (default
-	// 32, and at most an eighth of the memory budget; 0 turns it off). See
+	// 32, and at most a sixteenth of the memory budget; 0 turns it off). See
 	// docs/storage.md, "Caches".
 	ListCacheMB int
-	// MemoryLimit is the server's memory budget in bytes (default
-	// DefaultMemoryLimit): the Go heap's soft limit (GOMEMLIMIT) and the
-	// sizes of the caches are derived from it. See docs/storage.md,
-	// "Memory".
+	// MemoryLimit is the server's memory budget in bytes, for its whole
+	// resident memory (default DefaultMemoryLimit, plus what the
+	// project's functions take unless MemoryLimitSet): the Go heap's soft
+	// limit (GOMEMLIMIT) and the sizes of the caches are derived from it.
+	// See docs/storage.md, "Memory".
 	MemoryLimit int64
+	// MemoryLimitSet reports that MemoryLimit was given (flag, setting or
+	// environment): then it is the whole budget, functions included.
+	MemoryLimitSet bool
 	// Limits are the listeners' timeouts and connection caps.
 	Limits
 	// Browser holds CORS and sign-up settings for web apps.
@@ -171,7 +175,7 @@ func (c *Config) FromEnv(getenv func(string) string) error {
 		if err != nil {
 			return fmt.Errorf("%s: %w", EnvMemoryLimit, err)
 		}
-		c.MemoryLimit = n
+		c.MemoryLimit, c.MemoryLimitSet = n, true
 	}
 	if err := c.Limits.fromEnv(getenv); err != nil {
 		return err
@@ -209,9 +213,9 @@ func (c *Config) Flags(fs *flag.FlagSet, serve bool) {
 		fs.StringVar(&c.Kafka, "kafka", c.Kafka, "serve the log over the Kafka protocol on ADDR, such as 127.0.0.1:9092")
 		fs.IntVar(&c.SignInLimit, "signin-limit", c.SignInLimit, "sign-in attempts per minute per IP (an account gets half)")
 		fs.IntVar(&c.ListCacheMB, "list-cache", c.ListCacheMB, "list page cache in MiB, SQLite store (0: off)")
-		fs.Func("memory-limit", "the server's memory budget, such as 128MiB (caches and the Go heap are sized from it)", func(v string) error {
+		fs.Func("memory-limit", "the server's memory budget, such as 256MiB (default 128MiB plus what the functions take)", func(v string) error {
 			n, err := ParseBytes(v)
-			c.MemoryLimit = n
+			c.MemoryLimit, c.MemoryLimitSet = n, true
 			return err
 		})
 		c.Limits.flags(fs)

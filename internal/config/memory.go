@@ -12,7 +12,7 @@ const EnvMemoryLimit = "MANTLE_MEMORY_LIMIT"
 // DefaultMemoryLimit is the memory budget unless set: sized so that a
 // server on a 512 MB machine never meets the OOM killer (see
 // docs/storage.md, "Memory").
-const DefaultMemoryLimit = 256 << 20
+const DefaultMemoryLimit = 128 << 20
 
 // ParseBytes reads a size: a number of bytes, or one with a unit of KiB,
 // MiB or GiB (K, M, G and KB, MB, GB are read the same, as powers of 2).

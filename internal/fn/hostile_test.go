@@ -178,7 +178,7 @@ func FuzzHostCallABI(f *testing.F) {
 // TestConcurrentCompilesOfOneModule loads one module in several runtimes
 // at once from a filled file cache, as Load does for functions that share
 // a module: each must come out whole and run (wazero published a module
-// loaded from its file cache before finishing it; see compileOnce).
+// loaded from its file cache before finishing it; see acquireCode).
 func TestConcurrentCompilesOfOneModule(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()

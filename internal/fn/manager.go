@@ -118,8 +118,9 @@ func New(o Options) *Manager {
 func Validate(ctx context.Context, projectDir, cacheDir string, defs []schema.Function) map[string]error {
 	m := New(Options{ProjectDir: projectDir, CacheDir: cacheDir, Log: slog.New(slog.DiscardHandler)})
 	errs := map[string]error{}
+	var sources sourceMemo
 	for _, d := range defs {
-		mod, err := m.compile(ctx, d)
+		mod, err := m.compile(ctx, d, &sources)
 		if err != nil {
 			errs[d.Name] = err
 			continue
@@ -129,13 +130,51 @@ func Validate(ctx context.Context, projectDir, cacheDir string, defs []schema.Fu
 	return errs
 }
 
-func (m *Manager) compile(ctx context.Context, d schema.Function) (*Module, error) {
-	wasm, err := Source(ctx, filepath.Join(m.o.ProjectDir, d.Module), Style(d.Style))
+func (m *Manager) compile(ctx context.Context, d schema.Function, sources *sourceMemo) (*Module, error) {
+	p, err := sources.get(ctx, filepath.Join(m.o.ProjectDir, d.Module), Style(d.Style))
 	if err != nil {
 		return nil, err
 	}
-	return Compile(ctx, m.cache, d.Name, wasm, d.Env, Limits{Timeout: d.Timeout, MemoryBytes: d.MemoryBytes,
+	return compilePrepared(ctx, m.cache, d.Name, p, d.Env, Limits{Timeout: d.Timeout, MemoryBytes: d.MemoryBytes,
 		MaxOutput: d.MaxOutput, MaxInstances: d.MaxInstances, Warm: d.Warm})
+}
+
+// sourceMemo builds and prepares each module of one Load once, however
+// many functions name it.
+type sourceMemo struct {
+	mu      sync.Mutex
+	entries map[sourceKey]*sourceEntry
+}
+
+type sourceKey struct {
+	path  string
+	style Style
+}
+
+type sourceEntry struct {
+	once sync.Once
+	p    prepared
+	err  error
+}
+
+func (s *sourceMemo) get(ctx context.Context, path string, style Style) (prepared, error) {
+	s.mu.Lock()
+	if s.entries == nil {
+		s.entries = map[sourceKey]*sourceEntry{}
+	}
+	e := s.entries[sourceKey{path, style}]
+	if e == nil {
+		e = &sourceEntry{}
+		s.entries[sourceKey{path, style}] = e
+	}
+	s.mu.Unlock()
+	e.once.Do(func() {
+		var wasm []byte
+		if wasm, e.err = Source(ctx, path, style); e.err == nil {
+			e.p = prepare(wasm)
+		}
+	})
+	return e.p, e.err
 }
 
 // Load builds, compiles and instantiates the functions (the first call
@@ -147,11 +186,12 @@ func (m *Manager) Load(ctx context.Context, defs []schema.Function) error {
 	loaded := make([]*function, len(defs))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, max(runtime.GOMAXPROCS(0), 2)) // compiling is CPU-bound
+	var sources sourceMemo
 	for i, d := range defs {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			loaded[i] = m.load(ctx, d)
+			loaded[i] = m.load(ctx, d, &sources)
 		})
 	}
 	wg.Wait()
@@ -180,14 +220,14 @@ func (m *Manager) Load(ctx context.Context, defs []schema.Function) error {
 }
 
 // load builds and compiles one function; a failure is kept in loadErr.
-func (m *Manager) load(ctx context.Context, d schema.Function) *function {
+func (m *Manager) load(ctx context.Context, d schema.Function, sources *sourceMemo) *function {
 	f := &function{def: d, logs: newLogRing(1000)}
 	f.host = &EngineHost{Engine: m.o.Engine, Identity: mantle.Identity{ID: "fn:" + d.Name, Roles: d.Roles},
 		Hosts: d.Hosts, Client: m.client, Log: m.o.Log}
 	var err error
 	if f.allow, err = policy.CompileCaller("function "+d.Name, d.Allow); err == nil {
 		start := time.Now()
-		if f.mod, err = m.compile(ctx, d); err == nil {
+		if f.mod, err = m.compile(ctx, d, sources); err == nil {
 			m.o.Log.Info("function loaded", "function", d.Name, "style", f.mod.Style(), "ms", time.Since(start).Milliseconds())
 		}
 	}

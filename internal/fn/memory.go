@@ -21,6 +21,7 @@ type sliceMemory struct {
 }
 
 func newSliceMemory(capacity, max uint64) *sliceMemory {
+	guestBytes.Add(int64(capacity))
 	return &sliceMemory{buf: make([]byte, 0, capacity), max: max}
 }
 
@@ -38,6 +39,7 @@ func (m *sliceMemory) Reallocate(size uint64) []byte {
 	if size > uint64(cap(m.buf)) {
 		grown := make([]byte, size, max(size, min(uint64(cap(m.buf))*5/4, m.max)))
 		copy(grown, m.buf)
+		guestBytes.Add(int64(cap(grown) - cap(m.buf)))
 		m.buf = grown
 	}
 	m.buf = m.buf[:size]
@@ -45,4 +47,7 @@ func (m *sliceMemory) Reallocate(size uint64) []byte {
 }
 
 // Free lets the collector have the memory.
-func (m *sliceMemory) Free() { m.buf = nil }
+func (m *sliceMemory) Free() {
+	guestBytes.Add(-int64(cap(m.buf)))
+	m.buf = nil
+}

@@ -50,6 +50,7 @@ func (m *mmapMemory) Reallocate(size uint64) []byte {
 		if err := unix.Mprotect(m.mem[m.committed:want], unix.PROT_READ|unix.PROT_WRITE); err != nil {
 			return nil
 		}
+		guestBytes.Add(int64(want - m.committed))
 		m.committed = want
 	}
 	return m.mem[:size:size]
@@ -59,6 +60,7 @@ func (m *mmapMemory) Reallocate(size uint64) []byte {
 func (m *mmapMemory) Free() {
 	if m.mem != nil {
 		unix.Munmap(m.mem)
+		guestBytes.Add(-int64(m.committed))
 		m.mem, m.committed = nil, 0
 	}
 }

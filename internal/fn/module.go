@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"slices"
@@ -67,6 +66,7 @@ type Module struct {
 	style  Style
 	limits Limits
 	env    map[string]string
+	shared *sharedCode // rt and code, shared with the Modules made from the same bytes
 	rt     wazero.Runtime
 	code   wazero.CompiledModule
 	// rewritten: the module counts its loops and calls mantle.interrupt
@@ -97,38 +97,40 @@ type Failure struct {
 // Error implements error.
 func (f *Failure) Error() string { return "function " + f.Kind + ": " + f.Message }
 
-// compiling holds a mutex per module (by its bytes' hash).
-var compiling sync.Map
-
-// compileOnce compiles a module while no other runtime compiles the same
-// bytes. wazero 1.12, loading a module from its file cache, makes it
-// visible to the other runtimes sharing the cache before it has compiled
-// the module's entry preambles; a runtime compiling the same module at
-// that moment gets it half made, and instantiating it panics (index out of
-// range in NewFunction). Two functions of a project may share a module,
-// and Load compiles them in parallel. TestConcurrentCompilesOfOneModule.
-func compileOnce(ctx context.Context, rt wazero.Runtime, wasm []byte) (wazero.CompiledModule, error) {
-	mu, _ := compiling.LoadOrStore(sha256.Sum256(wasm), &sync.Mutex{})
-	mu.(*sync.Mutex).Lock()
-	defer mu.(*sync.Mutex).Unlock()
-	return rt.CompileModule(ctx, wasm)
-}
-
 // Compile compiles wasm (using cache, shared by every module) and checks
 // that it speaks the ABI. The module is ready to call when Compile
-// returns: a reactor has its warm instances.
+// returns: a reactor has its warm instances. Modules compiled from the
+// same bytes with the same memory limit share their compiled code.
 func Compile(ctx context.Context, cache wazero.CompilationCache, name string, wasm []byte, env map[string]string, l Limits) (*Module, error) {
+	return compilePrepared(ctx, cache, name, prepare(wasm), env, l)
+}
+
+// prepared is a module made ready to compile: its data segments merged
+// and, when interruptible can, rewritten to count its loops and calls.
+type prepared struct {
+	merged    []byte
+	rewritten []byte // nil: not rewritable
+}
+
+func prepare(wasm []byte) prepared {
+	p := prepared{merged: mergeData(wasm)}
+	if rewritten, err := interruptible(p.merged); err == nil {
+		p.rewritten = rewritten
+	}
+	return p
+}
+
+func compilePrepared(ctx context.Context, cache wazero.CompilationCache, name string, p prepared, env map[string]string, l Limits) (*Module, error) {
 	l = l.withDefaults()
-	wasm = mergeData(wasm)
-	if rewritten, err := interruptible(wasm); err == nil {
-		m, err := compileIn(ctx, cache, name, rewritten, env, l, false)
+	if p.rewritten != nil {
+		m, err := compileIn(ctx, cache, name, p.rewritten, env, l, false)
 		if !errors.Is(err, errInvalid) {
 			return m, err
 		}
 		// wazero refused the rewritten module: the module as it came says
 		// why, or runs with wazero's checks.
 	}
-	return compileIn(ctx, cache, name, wasm, env, l, true)
+	return compileIn(ctx, cache, name, p.merged, env, l, true)
 }
 
 // errInvalid is the error of a module wazero does not compile.
@@ -138,31 +140,21 @@ var errInvalid = errors.New("not a valid WebAssembly module")
 // check at every loop header whether the call's context is done (for a
 // module that interruptible could not rewrite).
 func compileIn(ctx context.Context, cache wazero.CompilationCache, name string, wasm []byte, env map[string]string, l Limits, closeOnDone bool) (*Module, error) {
-	pages := l.MemoryBytes / 65536
-	cfg := wazero.NewRuntimeConfig().WithCloseOnContextDone(closeOnDone).WithMemoryLimitPages(uint32(min(pages, 65536)))
-	if cache != nil {
-		cfg = cfg.WithCompilationCache(cache)
+	pages := uint32(min(l.MemoryBytes/65536, 65536))
+	shared, err := acquireCode(ctx, cache, wasm, pages, closeOnDone)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errInvalid, err)
 	}
-	rt := wazero.NewRuntimeWithConfig(ctx, cfg)
 	fail := func(err error) (*Module, error) {
-		rt.Close(ctx)
+		shared.release(ctx)
 		return nil, err
 	}
-	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
-		return fail(err)
-	}
-	if err := instantiateHost(ctx, rt); err != nil {
-		return fail(err)
-	}
-	code, err := compileOnce(ctx, rt, wasm)
-	if err != nil {
-		return fail(fmt.Errorf("%w: %w", errInvalid, err))
-	}
+	code := shared.code
 	style, err := check(code, l)
 	if err != nil {
 		return fail(err)
 	}
-	m := &Module{name: name, style: style, limits: l, env: env, rt: rt, code: code, rewritten: !closeOnDone,
+	m := &Module{name: name, style: style, limits: l, env: env, shared: shared, rt: shared.rt, code: code, rewritten: !closeOnDone,
 		slots: make(chan struct{}, l.MaxInstances), idle: make(chan *instance, l.MaxInstances)}
 	if style == Reactor {
 		// A guest's _initialize gets the call timeout too: one that never
@@ -380,17 +372,22 @@ func (m *Module) failure(ctx context.Context, c *call, err error) error {
 }
 
 // Close stops the module: idle instances are closed at once, busy ones
-// when their call returns.
+// when their call returns; the compiled code goes with the last Module
+// that shares it.
 func (m *Module) Close(ctx context.Context) error {
 	m.mu.Lock()
+	was := m.closed
 	m.closed = true
 	m.mu.Unlock()
+	if was {
+		return nil
+	}
 	for {
 		select {
 		case in := <-m.idle:
 			in.mod.Close(ctx)
 		default:
-			return m.rt.Close(ctx)
+			return m.shared.release(ctx)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"sync"
+	"unsafe"
 
 	"github.com/mantlehq/mantle/internal/store"
 )
@@ -129,8 +130,10 @@ func (c *pageCache) fill(coll, key string, g pageGen, p *store.Page) {
 		cp.pages, cp.rows = map[string]cachedPage{}, map[string][]byte{}
 	}
 	for _, row := range p.JSON {
-		if _, ok := cp.rows[string(row)]; !ok {
-			cp.rows[string(row)] = row
+		if _, ok := cp.rows[string(row)]; !ok && len(row) > 0 {
+			// The key shares the row's bytes (a cached row never
+			// changes): a copy would double what the rows cost.
+			cp.rows[unsafe.String(unsafe.SliceData(row), len(row))] = row
 		}
 	}
 	cp.pages[key] = cachedPage{p, size}

@@ -87,6 +87,9 @@ type DB struct {
 	prioDone  chan struct{} // closed once prio is set
 }
 
+// DefaultReaders is the size of the read pool unless set: two per P.
+func DefaultReaders() int { return 2 * runtime.GOMAXPROCS(0) }
+
 // Open opens (creating if needed) the database in dir and starts its
 // writer. It takes an exclusive lock on the directory.
 func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
@@ -101,7 +104,7 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 		}
 	}
 	if opts.Readers <= 0 {
-		opts.Readers = 2 * runtime.GOMAXPROCS(0)
+		opts.Readers = DefaultReaders()
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 256
