@@ -215,6 +215,13 @@ func (a *App) ApplyProject(ctx context.Context) error {
 	if err := CheckProject(p, a.Config); err != nil {
 		return err
 	}
+	return a.ApplyLoaded(ctx, p)
+}
+
+// ApplyLoaded applies a project already loaded and checked (CheckProject)
+// as ApplyProject does: serve checks the files before it opens anything
+// and applies what it checked, reading them once.
+func (a *App) ApplyLoaded(ctx context.Context, p *project.Project) error {
 	a.Auth.SetOIDC(p.OIDC, func(name string) string { return auth.OIDCSecret(a.Config.Data, name) })
 	ran, skipped, err := a.Engine.Apply(ctx, p.Schema, engine.SafeOnly)
 	if err != nil {

@@ -67,7 +67,7 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer a.Close()
-	if err := a.ApplyProject(ctx); err != nil {
+	if err := a.ApplyLoaded(ctx, p); err != nil {
 		return err
 	}
 	if err := a.StartWorkers(ctx); err != nil {

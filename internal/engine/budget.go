@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/mantlehq/mantle"
+	"github.com/mantlehq/mantle/internal/store"
 )
 
 // ReadLimits bound what one read may cost, so that a few expensive
@@ -54,45 +55,51 @@ func newLimits(l ReadLimits) *limits {
 // SetReadLimits replaces the read limits; call it before serving.
 func (e *Engine) SetReadLimits(l ReadLimits) { e.limits.Store(newLimits(l)) }
 
-// budget gives a caller's query its context: the caller's time budget
-// and, for an anonymous caller, one of the anonymous slots. done releases
-// both.
-func (e *Engine) budget(ctx context.Context, caller mantle.Identity) (context.Context, func(), error) {
+// budget gives a caller's query its gate (store.WithGate): the caller's
+// time budget and, for an anonymous caller, one of the anonymous slots,
+// both taken only when the store runs a statement: a page its cache
+// answers waits for nothing and starts no timer.
+func (e *Engine) budget(ctx context.Context, caller mantle.Identity) (context.Context, *store.Gate) {
 	l := e.limits.Load()
-	if !caller.Anonymous() {
-		ctx, cancel := context.WithTimeout(ctx, l.QueryTimeout)
-		return ctx, cancel, nil
+	g := &store.Gate{Timeout: l.QueryTimeout}
+	if caller.Anonymous() {
+		g.Timeout, g.Slot = l.AnonQueryTimeout, l.anonSlot
 	}
-	ctx, cancel := context.WithTimeout(ctx, l.AnonQueryTimeout)
+	return store.WithGate(ctx, g), g
+}
+
+// anonSlot waits for one of the anonymous slots within ctx's budget.
+func (l *limits) anonSlot(ctx context.Context) (func(), error) {
 	select {
 	case l.anon <- struct{}{}:
-		return ctx, func() { <-l.anon; cancel() }, nil
+		return func() { <-l.anon }, nil
 	case <-ctx.Done():
-		cancel()
-		return nil, nil, overBudget(ctx, l.AnonQueryTimeout)
+		if ctx.Err() == context.DeadlineExceeded {
+			return nil, overBudget(l.AnonQueryTimeout)
+		}
+		return nil, ctx.Err()
 	}
 }
 
-// overBudget turns a query that ran out of its budget into a 503 the
-// caller can act on; a request whose client left stays as it was.
-func overBudget(ctx context.Context, budget time.Duration) error {
-	if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		return ctx.Err()
-	}
+// overBudget is a query that ran out of its budget: a 503 the caller can
+// act on.
+func overBudget(budget time.Duration) error {
 	return &mantle.Error{Code: mantle.Unavailable, Reason: "query.timeout", RetryAfter: 1,
 		Message: "the query ran past its budget of " + budget.String() + "; narrow the filter, drop count=true, or sign in for a larger budget"}
 }
 
-// budgetErr returns the error of a query that failed under ctx.
-func budgetErr(ctx context.Context, caller mantle.Identity, l *limits, err error) error {
-	if err == nil || ctx.Err() == nil {
+// budgetErr returns the error of a query that failed through gate g: its
+// budget's 503 when the budget ran out, the error as it is otherwise (a
+// request whose client left included).
+func budgetErr(g *store.Gate, err error) error {
+	if err == nil || !g.Expired() {
 		return err
 	}
-	b := l.QueryTimeout
-	if caller.Anonymous() {
-		b = l.AnonQueryTimeout
+	var me *mantle.Error
+	if errors.As(err, &me) && me.Reason == "query.timeout" {
+		return err
 	}
-	return overBudget(ctx, b)
+	return overBudget(g.Timeout)
 }
 
 // catchUp takes a catch-up slot for a read of the log from the store.

@@ -149,25 +149,26 @@ func (e *Engine) List(ctx context.Context, coll string, params url.Values) (*Pag
 	}
 	q.Filter = query.Simplify(query.And{L: allowed, R: q.Filter})
 	q.Encode = len(q.Expand) == 0
-	ctx, done, err := e.budget(ctx, caller)
-	if err != nil {
-		return nil, err
-	}
-	defer done()
+	ctx, gate := e.budget(ctx, caller)
 	sp, err := e.store.List(ctx, c, q)
 	if err != nil {
-		return nil, budgetErr(ctx, caller, e.limits.Load(), err)
+		return nil, budgetErr(gate, err)
 	}
 	p := &Page{Collection: c, Query: q, Records: sp.Records, JSON: sp.JSON, Total: sp.Total}
 	if sp.More && len(sp.Records) > 0 {
-		p.NextCursor = q.Cursor(sp.Records[len(sp.Records)-1])
+		p.NextCursor = sp.Cursor(func() string { return q.Cursor(sp.Records[len(sp.Records)-1]) })
 	}
 	if q.Encode {
 		p.Records = nil
 	}
 	if len(q.Expand) > 0 {
-		if p.Expanded, err = e.expand(ctx, caller, c, q.Expand, sp.Records); err != nil {
-			return nil, budgetErr(ctx, caller, e.limits.Load(), err)
+		ectx, cancel := context.WithTimeout(ctx, gate.Timeout)
+		defer cancel()
+		if p.Expanded, err = e.expand(ectx, caller, c, q.Expand, sp.Records); err != nil {
+			if ectx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+				return nil, overBudget(gate.Timeout)
+			}
+			return nil, err
 		}
 	}
 	return p, nil
@@ -227,14 +228,10 @@ func (e *Engine) Events(ctx context.Context, f store.EventFilter) (evs []*eventl
 		f.Limit = 100
 	}
 	caller := mantle.IdentityFrom(ctx)
-	ctx, done, err := e.budget(ctx, caller)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer done()
+	ctx, gate := e.budget(ctx, caller)
 	evs, err = e.store.Events(ctx, f)
 	if err != nil {
-		return nil, 0, budgetErr(ctx, caller, e.limits.Load(), err)
+		return nil, 0, budgetErr(gate, err)
 	}
 	covered = max(last, f.After)
 	if len(evs) > 0 {

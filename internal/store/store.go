@@ -6,6 +6,7 @@ package store
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 
 	"github.com/mantlehq/mantle/internal/eventlog"
 	"github.com/mantlehq/mantle/internal/query"
@@ -98,6 +99,19 @@ type Page struct {
 	JSON    [][]byte // with Query.Encode: each record's JSON, as schema.AppendJSON writes it
 	More    bool     // another page follows
 	Total   int64    // matching records when counted, else -1
+
+	cursor atomic.Pointer[string]
+}
+
+// Cursor returns the page's next-page cursor, made by next the first time:
+// a page a store's cache serves again and again encodes it once.
+func (p *Page) Cursor(next func() string) string {
+	if c := p.cursor.Load(); c != nil {
+		return *c
+	}
+	c := next()
+	p.cursor.Store(&c)
+	return c
 }
 
 // EventFilter selects events.

@@ -35,6 +35,11 @@ func (db *DB) Events(ctx context.Context, f store.EventFilter) ([]*eventlog.Even
 		return nil, nil // every value named holds NUL: nothing matches
 	}
 	f.Collections, f.Types = colls, types
+	ctx, done, err := store.Enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	var b strings.Builder
 	args := []any{f.After}
 	b.WriteString(`SELECT ` + eventColumns + ` FROM _mantle_events WHERE seq > $1`)

@@ -19,6 +19,11 @@ func (db *DB) List(ctx context.Context, c *schema.Collection, q *query.Query) (*
 	b.WriteString(`SELECT ` + columns(c) + ` FROM ` + quote(c.Name) + ` WHERE ` + where.b.String() + ` ORDER BY `)
 	sqlkit.OrderBy(&b, q.Sort)
 	b.WriteString(` LIMIT ` + where.param(q.Limit+1))
+	ctx, done, err := store.Enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	page := &store.Page{Total: -1}
 	rows, err := db.pool.Query(ctx, b.String(), where.args...)
 	if err != nil {

@@ -29,6 +29,11 @@ func scanEvent(rows interface{ Scan(...any) error }) (*eventlog.Event, error) {
 
 // Events implements store.Store.
 func (db *DB) Events(ctx context.Context, f store.EventFilter) ([]*eventlog.Event, error) {
+	ctx, done, err := store.Enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	var b strings.Builder
 	args := []any{f.After}
 	b.WriteString(`SELECT ` + eventColumns + ` FROM _mantle_events WHERE seq > ?`)
@@ -52,7 +57,7 @@ func (db *DB) Events(ctx context.Context, f store.EventFilter) ([]*eventlog.Even
 	out := make([]*eventlog.Event, 0, min(limit, 4096))
 	// The raw read pool: subscribers and Kafka consumers that fell behind
 	// the hub read the log from here, in pages of thousands of events.
-	err := db.raw.query(ctx, b.String(), args, func(s *sqlite3.Stmt) bool {
+	err = db.raw.query(ctx, b.String(), args, func(s *sqlite3.Stmt) bool {
 		e := &eventlog.Event{Seq: s.ColumnInt64(0), Type: s.ColumnText(1), Collection: s.ColumnText(2),
 			Subject: s.ColumnText(3), Time: parseTime(s.ColumnText(4)), Actor: s.ColumnText(5)}
 		e.Data = append(json.RawMessage(nil), s.ColumnRawBlob(6)...)

@@ -34,9 +34,14 @@ func (db *DB) List(ctx context.Context, c *schema.Collection, q *query.Query) (*
 			return hit, nil
 		}
 	}
+	ctx, done, err := store.Enter(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
 	page := &store.Page{Total: -1}
 	n := 0
-	err := db.raw.query(ctx, sql, args, func(s *sqlite3.Stmt) bool {
+	err = db.raw.query(ctx, sql, args, func(s *sqlite3.Stmt) bool {
 		if n == q.Limit {
 			page.More = true
 			return false

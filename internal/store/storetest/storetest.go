@@ -42,6 +42,7 @@ func Run(t *testing.T, open Open) {
 		{"FilterMatchesEval", testFilterMatchesEval},
 		{"EncodedRows", testEncodedRows},
 		{"Referencing", testReferencing},
+		{"ReadsPassTheGate", testGate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -623,4 +624,50 @@ func ids(recs []*schema.Record) []string {
 		out = append(out, r.ID)
 	}
 	return out
+}
+
+// A list or an events read that asks the database passes the context's
+// gate (the engine's anonymous slots) and holds it until done; a gate
+// that refuses fails the read with its error. A page a store answers from
+// its cache may skip the gate.
+func testGate(t *testing.T, s store.Store) {
+	c := things(t, s)
+	insert(t, s, c, record("g1", "gate", 1))
+	refused := errors.New("no slot")
+	var entered, released int
+	gctx := store.WithGate(ctx, &store.Gate{Timeout: time.Minute, Slot: func(sctx context.Context) (func(), error) {
+		if _, ok := sctx.Deadline(); !ok {
+			t.Error("the statement's context has no deadline")
+		}
+		entered++
+		if entered > 2 {
+			return nil, refused
+		}
+		return func() { released++ }, nil
+	}})
+	comp, err := query.NewCompiler(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filter, err := comp.Compile(`name == "gate"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sort, _ := query.ParseSort(c, "-n")
+	if p, err := s.List(gctx, c, &query.Query{Filter: filter, Sort: sort, Limit: 5}); err != nil || len(p.Records) != 1 {
+		t.Fatalf("a list through an open gate: %v", err)
+	}
+	if _, err := s.Events(gctx, store.EventFilter{Limit: 10}); err != nil {
+		t.Fatalf("events through an open gate: %v", err)
+	}
+	if entered != 2 || released != 2 {
+		t.Fatalf("the gate was entered %d and released %d times, want 2 and 2", entered, released)
+	}
+	if _, err := s.Events(gctx, store.EventFilter{Limit: 10}); !errors.Is(err, refused) {
+		t.Fatalf("events through a closed gate: %v", err)
+	}
+	filter, _ = comp.Compile(`name == "other"`) // not cached
+	if _, err := s.List(gctx, c, &query.Query{Filter: filter, Sort: sort, Limit: 5}); !errors.Is(err, refused) {
+		t.Fatalf("a list through a closed gate: %v", err)
+	}
 }
