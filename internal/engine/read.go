@@ -155,8 +155,13 @@ func (e *Engine) List(ctx context.Context, coll string, params url.Values) (*Pag
 		return nil, budgetErr(gate, err)
 	}
 	p := &Page{Collection: c, Query: q, Records: sp.Records, JSON: sp.JSON, Total: sp.Total}
-	if sp.More && len(sp.Records) > 0 {
-		p.NextCursor = sp.Cursor(func() string { return q.Cursor(sp.Records[len(sp.Records)-1]) })
+	if sp.More {
+		p.NextCursor = sp.Cursor(func() string {
+			if len(sp.Records) == 0 {
+				return "" // a store that set no cursor and kept no record
+			}
+			return q.Cursor(sp.Records[len(sp.Records)-1])
+		})
 	}
 	if q.Encode {
 		p.Records = nil

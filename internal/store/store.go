@@ -103,6 +103,10 @@ type Page struct {
 	cursor atomic.Pointer[string]
 }
 
+// SetCursor sets the page's next-page cursor: a store that encodes rows
+// (Query.Encode) may set it instead of returning the page's last record.
+func (p *Page) SetCursor(c string) { p.cursor.Store(&c) }
+
 // Cursor returns the page's next-page cursor, made by next the first time:
 // a page a store's cache serves again and again encodes it once.
 func (p *Page) Cursor(next func() string) string {

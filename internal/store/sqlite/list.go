@@ -53,7 +53,9 @@ func (db *DB) List(ctx context.Context, c *schema.Collection, q *query.Query) (*
 		}
 		page.JSON = append(page.JSON, appendRow(make([]byte, 0, 512), c, s, q.Fields))
 		if n == q.Limit {
-			page.Records = []*schema.Record{scanRaw(c, s)} // for the cursor
+			// The next cursor now, not the record it is made from: a
+			// page kept in the cache costs its rows and a short string.
+			page.SetCursor(q.Cursor(scanRaw(c, s)))
 		}
 		return true
 	})
