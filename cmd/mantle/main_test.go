@@ -31,11 +31,15 @@ collections:
     rules: { list: "true", view: "true", create: "true", update: "true" }
 `
 
-// buildMantle compiles this command into a temp folder.
-func buildMantle(t *testing.T) string {
+// buildMantle compiles this command into a temp folder, with the race
+// detector when the tests have it (GOFLAGS=-race) unless env says
+// otherwise.
+func buildMantle(t *testing.T, env ...string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "mantle")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	cmd := exec.Command("go", "build", "-o", bin, ".")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
