@@ -60,11 +60,7 @@ type governor struct {
 }
 
 func newGovernor(cfg config.Config, log *slog.Logger) *governor {
-	m := cfg.MemoryLimit
-	if m <= 0 {
-		m = config.DefaultMemoryLimit
-	}
-	return &governor{budget: m, limit: HeapLimit(cfg), log: log, sample: []metrics.Sample{
+	return &governor{budget: budgetBytes(cfg), limit: budgetOf(cfg).heap, log: log, sample: []metrics.Sample{
 		{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}}
 }
 

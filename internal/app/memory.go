@@ -26,11 +26,16 @@ type budget struct {
 	events      int   // the hub's ring of recent events
 }
 
-func budgetOf(cfg config.Config) budget {
-	m := cfg.MemoryLimit
-	if m <= 0 {
-		m = config.DefaultMemoryLimit
+// budgetBytes is the settings' memory budget, the default where unset.
+func budgetBytes(cfg config.Config) int64 {
+	if cfg.MemoryLimit <= 0 {
+		return config.DefaultMemoryLimit
 	}
+	return cfg.MemoryLimit
+}
+
+func budgetOf(cfg config.Config) budget {
+	m := budgetBytes(cfg)
 	b := budget{heap: m / 2, readers: sqlite.DefaultReaders()}
 	// Each read connection keeps its own page cache in its own memory:
 	// a sixteenth of the budget between them.
@@ -49,8 +54,3 @@ func budgetOf(cfg config.Config) budget {
 	b.events = min(1<<(bits.Len64(uint64(n))-1), eventlog.DefaultHubSize)
 	return b
 }
-
-// HeapLimit is the Go heap's soft limit that the settings' memory budget
-// gives where the governor cannot measure the process's resident memory
-// (see budget).
-func HeapLimit(cfg config.Config) int64 { return budgetOf(cfg).heap }

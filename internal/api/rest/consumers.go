@@ -15,32 +15,22 @@ import (
 func (h *handler) mountConsumers(route func(string, methods), admins []consumer.Admin) {
 	for _, a := range admins {
 		base := "/api/" + a.Kind()
-		route(base, methods{"GET": func(w http.ResponseWriter, r *http.Request) error {
-			if err := adminOnly(r, a.Kind()); err != nil {
-				return err
-			}
-			return writeItems(w, a.Statuses())
-		}})
-		route(base+"/{name}/"+a.AttemptsName(), methods{"GET": func(w http.ResponseWriter, r *http.Request) error {
-			if err := adminOnly(r, a.Kind()); err != nil {
-				return err
-			}
-			items, err := a.Attempts(r.PathValue("name"))
-			if err != nil {
-				return err
-			}
-			return writeItems(w, items)
-		}})
-		route(base+"/{name}/dead", methods{"GET": func(w http.ResponseWriter, r *http.Request) error {
-			if err := adminOnly(r, a.Kind()); err != nil {
-				return err
-			}
-			items, err := a.DeadLetters(r.Context(), r.PathValue("name"))
-			if err != nil {
-				return err
-			}
-			return writeItems(w, items)
-		}})
+		// list answers an administrator with the items read returns.
+		list := func(read func(r *http.Request) (any, error)) methods {
+			return methods{"GET": func(w http.ResponseWriter, r *http.Request) error {
+				if err := adminOnly(r, a.Kind()); err != nil {
+					return err
+				}
+				items, err := read(r)
+				if err != nil {
+					return err
+				}
+				return writeItems(w, items)
+			}}
+		}
+		route(base, list(func(*http.Request) (any, error) { return a.Statuses(), nil }))
+		route(base+"/{name}/"+a.AttemptsName(), list(func(r *http.Request) (any, error) { return a.Attempts(r.PathValue("name")) }))
+		route(base+"/{name}/dead", list(func(r *http.Request) (any, error) { return a.DeadLetters(r.Context(), r.PathValue("name")) }))
 		route(base+"/{name}/replay", methods{"POST": func(w http.ResponseWriter, r *http.Request) error {
 			if err := adminOnly(r, a.Kind()); err != nil {
 				return err
